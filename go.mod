@@ -1,0 +1,3 @@
+module github.com/rtkit/rtkit
+
+go 1.25
