@@ -1,0 +1,61 @@
+package realtime
+
+import (
+	"net/http"
+)
+
+// Endpoint is what a route gives a transport: the way to admit connections
+// and the route's resolved options. Only transport packages use it.
+type Endpoint struct {
+	route *Route
+	kind  Kind
+}
+
+// Kind is the transport this endpoint serves.
+func (ep *Endpoint) Kind() Kind { return ep.kind }
+
+// Options returns the route's options with every default filled in. The
+// result must not be modified.
+func (ep *Endpoint) Options() *Options { return &ep.route.opts }
+
+// Accept admits a new connection for request r and reserves its place under
+// Options.MaxConns. It returns ErrTooManyConns or ErrServerClosed when the
+// route cannot take it; the transport then answers 503 without upgrading.
+//
+// The transport then either calls Link.Abort (the handshake failed: no
+// handler callback runs) or Link.Open, runs its read loop calling
+// Link.Receive, and finally calls Link.Closed.
+func (ep *Endpoint) Accept(r *http.Request) (*Link, error) {
+	c, err := ep.route.admit(r, ep.kind)
+	if err != nil {
+		return nil, err
+	}
+	return &Link{c: c}, nil
+}
+
+// Link is the transport's handle on one connection.
+type Link struct {
+	c *Conn
+}
+
+// Conn returns the connection.
+func (l *Link) Conn() *Conn { return l.c }
+
+// Abort gives back a connection that never opened.
+func (l *Link) Abort() { l.c.abort() }
+
+// Open binds the wire and runs the handler's Open. If Open fails the core
+// starts closing the connection; the transport goes on reading until the
+// wire ends, as always.
+func (l *Link) Open(w Wire) { l.c.open(w) }
+
+// Receive hands a message from the peer to the handler. It returns when the
+// handler has processed it. Messages that arrive after the connection began
+// closing are discarded.
+func (l *Link) Receive(m Message) { l.c.receive(m) }
+
+// Closed reports that the wire ended, with err as the cause when the core
+// did not start the close itself (a *CloseError from the peer, or a network
+// error). It closes the wire, stops the connection's timers and goroutines,
+// runs the handler's Close exactly once and returns when all of that is done.
+func (l *Link) Closed(err error) { l.c.finish(err) }

@@ -1,0 +1,153 @@
+package realtime
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// OverflowPolicy says what Send does when a connection's send queue is full,
+// that is when the peer reads slower than the handler sends.
+type OverflowPolicy int
+
+const (
+	// OverflowClose closes the slow connection with ClosePolicyViolation and
+	// the cause ErrQueueFull. It is the default: it protects the server and
+	// never loses a message silently.
+	OverflowClose OverflowPolicy = iota
+	// OverflowDropOldest discards the oldest queued message to make room,
+	// for streams where only the latest values matter (dashboards).
+	OverflowDropOldest
+	// OverflowDropNewest refuses the new message: Send returns ErrQueueFull
+	// and the connection stays open.
+	OverflowDropNewest
+	// OverflowBlock makes Send wait for room, at most Options.WriteTimeout,
+	// then return ErrQueueFull.
+	OverflowBlock
+)
+
+// String names the policy.
+func (p OverflowPolicy) String() string {
+	switch p {
+	case OverflowClose:
+		return "close"
+	case OverflowDropOldest:
+		return "drop-oldest"
+	case OverflowDropNewest:
+		return "drop-newest"
+	case OverflowBlock:
+		return "block"
+	}
+	return "invalid"
+}
+
+// Options configure a route. The zero value, and a nil *Options, is a safe
+// configuration: every zero field means the default its comment states.
+// Negative durations and limits switch a feature off where the comment says
+// so.
+type Options struct {
+	// Transports lists the transports the route accepts, in the client's
+	// order of preference. Nil means WebSocket only. A transport must be
+	// registered, which importing its package under transports/ does.
+	Transports []Kind
+
+	// AllowedOrigins lists the origins (scheme://host[:port]) that browsers
+	// may connect from, besides the route's own. Nil allows same-origin
+	// requests only; "*" allows any origin. Requests without an Origin
+	// header (non-browser clients) are always allowed.
+	AllowedOrigins []string
+	// CheckOrigin, when set, replaces the AllowedOrigins check.
+	CheckOrigin func(r *http.Request) bool
+
+	// ReadLimit is the largest message accepted from the peer, in bytes.
+	// Zero means 64 KiB; a larger message closes the connection with
+	// CloseTooBig.
+	ReadLimit int64
+	// SendQueue is the most messages queued for one connection. Zero means
+	// 256.
+	SendQueue int
+	// SendQueueBytes is the most bytes queued for one connection. Zero means
+	// 4 MiB.
+	SendQueueBytes int
+	// Overflow is what happens when the send queue is full. The zero value
+	// is OverflowClose.
+	Overflow OverflowPolicy
+
+	// PingInterval is how often the server pings an idle peer. Zero means
+	// 25 seconds; negative disables pings.
+	PingInterval time.Duration
+	// PongTimeout is how long past a ping the peer has to show life before
+	// the connection is closed with ErrPingTimeout. Zero means 10 seconds.
+	PongTimeout time.Duration
+	// WriteTimeout bounds every write to the peer, and how long Send may
+	// block under OverflowBlock. Zero means 10 seconds.
+	WriteTimeout time.Duration
+	// HandshakeTimeout bounds the opening handshake. Zero means 10 seconds.
+	HandshakeTimeout time.Duration
+	// MaxConns is the most live connections on the route; more are refused
+	// with 503 Service Unavailable. Zero means no limit.
+	MaxConns int
+
+	// Compression negotiates permessage-deflate on WebSocket. It costs
+	// memory per connection, so it is off by default.
+	Compression bool
+	// Subprotocols are the WebSocket subprotocols the route speaks, in
+	// order of preference.
+	Subprotocols []string
+
+	// Logger receives the route's log lines. Nil means slog.Default().
+	Logger *slog.Logger
+	// Clock drives Conn.Every. Nil means the real clock; tests pass a fake
+	// one (realtimetest.Clock).
+	Clock Clock
+}
+
+// Defaults.
+const (
+	DefaultReadLimit        = 64 << 10
+	DefaultSendQueue        = 256
+	DefaultSendQueueBytes   = 4 << 20
+	DefaultPingInterval     = 25 * time.Second
+	DefaultPongTimeout      = 10 * time.Second
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultHandshakeTimeout = 10 * time.Second
+)
+
+// resolved returns a copy of o with every default filled in.
+func (o *Options) resolved() Options {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	if r.Transports == nil {
+		r.Transports = []Kind{WebSocket}
+	}
+	if r.ReadLimit == 0 {
+		r.ReadLimit = DefaultReadLimit
+	}
+	if r.SendQueue <= 0 {
+		r.SendQueue = DefaultSendQueue
+	}
+	if r.SendQueueBytes <= 0 {
+		r.SendQueueBytes = DefaultSendQueueBytes
+	}
+	if r.PingInterval == 0 {
+		r.PingInterval = DefaultPingInterval
+	}
+	if r.PongTimeout <= 0 {
+		r.PongTimeout = DefaultPongTimeout
+	}
+	if r.WriteTimeout <= 0 {
+		r.WriteTimeout = DefaultWriteTimeout
+	}
+	if r.HandshakeTimeout <= 0 {
+		r.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if r.Logger == nil {
+		r.Logger = slog.Default()
+	}
+	if r.Clock == nil {
+		r.Clock = realClock{}
+	}
+	return r
+}

@@ -1,0 +1,189 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+)
+
+// Route serves one Handler over the transports its Options allow. It is an
+// http.Handler: mount it on any router (for gin, see package rtgin).
+type Route struct {
+	handler  Handler
+	opts     Options
+	handlers []TransportHandler
+
+	mu      sync.Mutex
+	conns   map[*Conn]struct{}
+	closing bool
+	idle    chan struct{} // closed when the route is closing and empty
+}
+
+var _ http.Handler = (*Route)(nil)
+
+// NewRoute returns a route that serves h with options o (nil means the
+// defaults). Transports listed in o that are not registered are logged as
+// errors and not served.
+func NewRoute(h Handler, o *Options) *Route {
+	rt := &Route{handler: h, opts: o.resolved(), conns: make(map[*Conn]struct{})}
+	for _, k := range rt.opts.Transports {
+		t, ok := lookup(k)
+		if !ok {
+			rt.opts.Logger.Error("realtime: transport not registered; import its package from transports/", "transport", string(k))
+			continue
+		}
+		rt.handlers = append(rt.handlers, t.Handler(rt.Endpoint(k)))
+	}
+	return rt
+}
+
+// Endpoint returns the route's endpoint for transport k. Transports get it
+// through Transport.Handler; test harnesses use it to admit connections
+// without a network.
+func (rt *Route) Endpoint(k Kind) *Endpoint { return &Endpoint{route: rt, kind: k} }
+
+// ServeHTTP checks the request's origin and hands it to the first of the
+// route's transports that matches it. Refusals carry a JSON body
+// {"error": "..."}: 403 for a foreign origin, 503 while shutting down,
+// 405 for a method no transport takes, 400 for a request no transport
+// matches.
+func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !rt.originAllowed(r) {
+		rt.opts.Logger.Debug("realtime: origin refused", "origin", r.Header.Get("Origin"), "host", r.Host)
+		WriteError(w, http.StatusForbidden, ErrOrigin.Error())
+		return
+	}
+	for _, th := range rt.handlers {
+		if th.Match(r) {
+			th.ServeHTTP(w, r)
+			return
+		}
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		WriteError(w, http.StatusMethodNotAllowed, "realtime: method not allowed")
+		return
+	}
+	WriteError(w, http.StatusBadRequest, "realtime: no transport of this route accepts the request")
+}
+
+// originAllowed applies Options.CheckOrigin or the same-origin rule with
+// Options.AllowedOrigins.
+func (rt *Route) originAllowed(r *http.Request) bool {
+	if rt.opts.CheckOrigin != nil {
+		return rt.opts.CheckOrigin(r)
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true // not a browser
+	}
+	for _, a := range rt.opts.AllowedOrigins {
+		if a == "*" || strings.EqualFold(a, origin) {
+			return true
+		}
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+}
+
+// OriginAllowed reports whether the route accepts a request from r's
+// Origin. Transports call it on requests that do not pass through
+// ServeHTTP's check, such as forwarded POST-backs.
+func (rt *Route) OriginAllowed(r *http.Request) bool { return rt.originAllowed(r) }
+
+// admit reserves a place for a new connection.
+func (rt *Route) admit(r *http.Request, k Kind) (*Conn, error) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.closing {
+		return nil, ErrServerClosed
+	}
+	if rt.opts.MaxConns > 0 && len(rt.conns) >= rt.opts.MaxConns {
+		return nil, ErrTooManyConns
+	}
+	c := newConn(rt, r, k)
+	rt.conns[c] = struct{}{}
+	return c, nil
+}
+
+func (rt *Route) release(c *Conn) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	delete(rt.conns, c)
+	if rt.closing && len(rt.conns) == 0 && rt.idle != nil {
+		close(rt.idle)
+		rt.idle = nil
+	}
+}
+
+// Len returns the number of live connections.
+func (rt *Route) Len() int {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return len(rt.conns)
+}
+
+// Conns returns the live connections, in no particular order.
+func (rt *Route) Conns() []*Conn {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	cs := make([]*Conn, 0, len(rt.conns))
+	for c := range rt.conns {
+		cs = append(cs, c)
+	}
+	return cs
+}
+
+// Shutdown stops admitting connections, closes every live one with
+// CloseGoingAway (the cause wraps ErrServerClosed) and waits until their
+// handlers' Close have returned or ctx ends, whichever comes first; in the
+// latter case it returns ctx's error.
+func (rt *Route) Shutdown(ctx context.Context) error {
+	return rt.wait(ctx, rt.startShutdown())
+}
+
+func (rt *Route) startShutdown() <-chan struct{} {
+	rt.mu.Lock()
+	rt.closing = true
+	idle := make(chan struct{})
+	if len(rt.conns) == 0 {
+		close(idle)
+	} else if rt.idle != nil {
+		idle = rt.idle
+	} else {
+		rt.idle = idle
+	}
+	conns := make([]*Conn, 0, len(rt.conns))
+	for c := range rt.conns {
+		conns = append(conns, c)
+	}
+	rt.mu.Unlock()
+	for _, c := range conns {
+		c.close(&CloseError{Code: CloseGoingAway, Reason: "server shutting down", Err: ErrServerClosed}, true)
+	}
+	return idle
+}
+
+func (rt *Route) wait(ctx context.Context, idle <-chan struct{}) error {
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// WriteError writes a JSON error response {"error": msg} with the status.
+// Transports use it so that every refusal has the same shape.
+func WriteError(w http.ResponseWriter, status int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(struct {
+		Error string `json:"error"`
+	}{msg})
+}

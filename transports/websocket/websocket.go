@@ -1,0 +1,245 @@
+package websocket
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rtkit/rtkit/realtime"
+)
+
+func init() { realtime.Register(Transport{}) }
+
+// Transport is the WebSocket transport. Its zero value is ready to use; it
+// is registered under realtime.WebSocket when the package is imported.
+type Transport struct{}
+
+var _ realtime.Transport = Transport{}
+
+// Kind returns realtime.WebSocket.
+func (Transport) Kind() realtime.Kind { return realtime.WebSocket }
+
+// Handler returns the WebSocket server for one route.
+func (Transport) Handler(ep *realtime.Endpoint) realtime.TransportHandler {
+	o := ep.Options()
+	return &server{
+		ep:   ep,
+		opts: o,
+		upgrader: websocket.Upgrader{
+			HandshakeTimeout:  o.HandshakeTimeout,
+			ReadBufferSize:    readBufferSize,
+			WriteBufferSize:   writeBufferSize,
+			WriteBufferPool:   writeBuffers,
+			Subprotocols:      o.Subprotocols,
+			EnableCompression: o.Compression,
+			// The route has already applied its origin policy.
+			CheckOrigin: func(*http.Request) bool { return true },
+		},
+	}
+}
+
+const (
+	readBufferSize  = 1 << 10
+	writeBufferSize = 4 << 10
+)
+
+// writeBuffers is shared by every route: a buffer is held only while a
+// message is being written.
+var writeBuffers = &sync.Pool{}
+
+type server struct {
+	ep       *realtime.Endpoint
+	opts     *realtime.Options
+	upgrader websocket.Upgrader
+}
+
+// Match reports whether r asks for a WebSocket upgrade.
+func (s *server) Match(r *http.Request) bool { return websocket.IsWebSocketUpgrade(r) }
+
+// ServeHTTP upgrades r and serves the connection until it ends.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	link, err := s.ep.Accept(r)
+	if err != nil {
+		realtime.WriteError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, upgradeHeader(w.Header()))
+	if err != nil {
+		link.Abort() // the upgrader has answered the request
+		return
+	}
+	c := &wire{ws: ws, opts: s.opts}
+	ws.SetReadLimit(s.opts.ReadLimit)
+	if s.opts.PingInterval > 0 {
+		c.keepAlive()
+	}
+	link.Open(c)
+	err = c.read(link)
+	c.mu.Lock()
+	c.readDone = true
+	c.mu.Unlock()
+	link.Closed(err)
+}
+
+// upgradeHeader returns the headers middleware set, minus those the
+// upgrader writes itself.
+func upgradeHeader(h http.Header) http.Header {
+	if len(h) == 0 {
+		return nil
+	}
+	out := make(http.Header, len(h))
+	for k, v := range h {
+		if strings.HasPrefix(k, "Sec-Websocket-") || k == "Content-Type" || k == "Content-Length" {
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// wire is one upgraded connection.
+type wire struct {
+	ws   *websocket.Conn
+	opts *realtime.Options
+
+	mu        sync.Mutex
+	readDone  bool // the read loop has ended
+	sentClose bool
+	torn      bool
+	grace     *time.Timer // drops the TCP connection if the peer never answers our close
+	pinger    *time.Timer
+	pings     sync.WaitGroup
+}
+
+var _ realtime.Wire = (*wire)(nil)
+
+// read delivers messages until the connection fails, and says why.
+func (c *wire) read(link *realtime.Link) error {
+	for {
+		mt, data, err := c.ws.ReadMessage()
+		if err != nil {
+			return readError(err)
+		}
+		link.Receive(realtime.Message{Type: realtime.MessageType(mt), Data: data})
+	}
+}
+
+// readError turns gorilla's read errors into the core's.
+func readError(err error) error {
+	var ce *websocket.CloseError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce):
+		code := ce.Code
+		if code == websocket.CloseNoStatusReceived {
+			code = realtime.CloseNoStatus
+		}
+		return &realtime.CloseError{Code: code, Reason: ce.Text}
+	case errors.Is(err, websocket.ErrReadLimit):
+		return &realtime.CloseError{Code: realtime.CloseTooBig, Reason: "message too big", Err: realtime.ErrReadLimit}
+	case errors.As(err, &ne) && ne.Timeout():
+		return &realtime.CloseError{Code: realtime.CloseAbnormal, Reason: "ping timeout", Err: realtime.ErrPingTimeout}
+	}
+	return &realtime.CloseError{Code: realtime.CloseAbnormal, Reason: "connection lost", Err: err}
+}
+
+// keepAlive pings the peer every PingInterval and fails the read when no
+// pong came back within PingInterval+PongTimeout.
+func (c *wire) keepAlive() {
+	wait := c.opts.PingInterval + c.opts.PongTimeout
+	c.ws.SetReadDeadline(time.Now().Add(wait))
+	c.ws.SetPongHandler(func(string) error {
+		return c.ws.SetReadDeadline(time.Now().Add(wait))
+	})
+	c.pinger = time.AfterFunc(c.opts.PingInterval, c.ping)
+}
+
+func (c *wire) ping() {
+	c.mu.Lock()
+	if c.torn || c.sentClose {
+		c.mu.Unlock()
+		return
+	}
+	c.pings.Add(1)
+	c.mu.Unlock()
+	defer c.pings.Done()
+	if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.opts.WriteTimeout)) != nil {
+		return // the reader will notice
+	}
+	c.mu.Lock()
+	if !c.torn {
+		c.pinger.Reset(c.opts.PingInterval)
+	}
+	c.mu.Unlock()
+}
+
+// Write writes msgs as one frame each within WriteTimeout.
+func (c *wire) Write(msgs []realtime.Message) error {
+	if err := c.ws.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout)); err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if err := c.ws.WriteMessage(int(m.Type), m.Data); err != nil {
+			return writeError(err)
+		}
+	}
+	return nil
+}
+
+func writeError(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w: %v", realtime.ErrWriteTimeout, err)
+	}
+	return err
+}
+
+// Close sends a close frame and gives the peer WriteTimeout to answer it;
+// once the read loop has ended it drops the connection at once.
+func (c *wire) Close(code int, reason string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.readDone {
+		c.teardownLocked()
+		return nil
+	}
+	if c.sentClose || c.torn {
+		return nil
+	}
+	c.sentClose = true
+	if code == realtime.CloseAbnormal {
+		// Nothing to tell the peer: the connection is already broken.
+		c.teardownLocked()
+		return nil
+	}
+	msg := websocket.FormatCloseMessage(code, reason)
+	if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.opts.WriteTimeout)); err != nil {
+		c.teardownLocked()
+		return err
+	}
+	c.grace = time.AfterFunc(c.opts.WriteTimeout, func() { c.ws.Close() })
+	return nil
+}
+
+// teardownLocked stops the timers and closes the TCP connection.
+func (c *wire) teardownLocked() {
+	if c.torn {
+		return
+	}
+	c.torn = true
+	if c.pinger != nil {
+		c.pinger.Stop()
+	}
+	if c.grace != nil {
+		c.grace.Stop()
+	}
+	c.ws.Close()
+	c.mu.Unlock()
+	c.pings.Wait()
+	c.mu.Lock()
+}
