@@ -65,5 +65,5 @@ func (m Message) Decode(v any) error {
 
 type malformedError struct{ err error }
 
-func (e *malformedError) Error() string { return "realtime: malformed JSON: " + e.err.Error() }
+func (e *malformedError) Error() string   { return "realtime: malformed JSON: " + e.err.Error() }
 func (e *malformedError) Unwrap() []error { return []error{ErrMalformed, e.err} }
