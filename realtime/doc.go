@@ -1,0 +1,73 @@
+// Package realtime is the core of rtkit: one Handler, written once, served
+// over WebSocket, server-sent events or plain HTTP, chosen per route by
+// configuration.
+//
+// A handler has three callbacks. Funcs adapts optional functions, like the
+// seed's onOpen/onMessage/onClose, and PerConn builds a handler per
+// connection so that its state lives in a closure:
+//
+//	route := realtime.NewRoute(realtime.PerConn(func(c *realtime.Conn) realtime.Handler {
+//		var n int // per-connection state
+//		return realtime.Funcs{
+//			OnOpen: func(c *realtime.Conn) error {
+//				c.Every(5*time.Second, func() { c.SendText("heartbeat") })
+//				return nil
+//			},
+//			OnMessage: func(c *realtime.Conn, m realtime.Message) error {
+//				n++
+//				return c.Send(m)
+//			},
+//		}
+//	}), nil)
+//	http.Handle("/echo", route)
+//
+// A Route is an http.Handler; package rtgin mounts it on gin, where gin
+// middleware runs before the upgrade and its c.Set values reach Conn.Value.
+// Transports live in packages under transports/ and register themselves
+// when imported. Package realtimetest (under testing/) runs handlers with
+// no network and a fake clock.
+//
+// # Lifecycle
+//
+// A route admits a connection (refusing it with 403 for a foreign origin
+// and 503 beyond Options.MaxConns or after Shutdown), then calls Open,
+// then Message for each message in order, then Close exactly once however
+// the connection ends. Close receives a *CloseError: the code and reason
+// sent or received (CloseAbnormal, 1006, when the network dropped) and the
+// cause, which errors.Is matches against ErrPingTimeout, ErrReadLimit,
+// ErrQueueFull, ErrServerClosed, ErrHandlerPanic and the handler's own
+// errors.
+//
+// When a connection starts closing, from either side, its context is
+// cancelled and its Every tickers stop; the handler's Close runs after
+// every goroutine started with Conn.Go has returned. Conn.Done is closed
+// when all of that is over. Route.Shutdown closes every connection with
+// CloseGoingAway and waits, bounded by its context, for their handlers.
+//
+// A handler error or panic closes only its connection: the peer receives
+// CloseInternalError ("internal error"; details are logged, not sent)
+// unless the handler returned a *CloseError with a code of its choice.
+//
+// # Concurrency
+//
+// A connection's callbacks (Open, Message, Close and its Every ticks) never
+// run at the same time, so state that only they touch needs no lock.
+// Callbacks of different connections run concurrently. Every Conn method is
+// safe to call from any goroutine.
+//
+// Send never waits for the network: it queues the message on the
+// connection's bounded send queue (Options.SendQueue messages,
+// Options.SendQueueBytes bytes) and returns. What happens when the queue is
+// full is Options.Overflow: by default the slow connection is closed with
+// ClosePolicyViolation. Messages queued during a callback are written by
+// the callback's goroutine right after it returns; messages sent from other
+// goroutines are written by a writer goroutine that exists only while there
+// is something to write. Every write is bounded by Options.WriteTimeout.
+//
+// # Security
+//
+// By default a route accepts browser requests from its own origin only,
+// reads messages of at most 64 KiB, queues at most 256 messages per
+// connection and pings idle peers every 25 seconds. Connection ids are 128
+// random bits from crypto/rand.
+package realtime

@@ -1,0 +1,45 @@
+// Package rtgin mounts rtkit routes on gin.
+//
+// gin middleware runs before the upgrade, as in the seed: a middleware that
+// aborts (AbortWithStatus(401), say) stops the request before the route
+// sees it, so the handler is never called. Values middleware stored with
+// c.Set reach the handler through Conn.Value, because Handler copies them
+// into the request's context; gin's *Context itself is pooled and reused,
+// so nothing keeps it.
+//
+//	r := gin.New()
+//	r.GET("/chat", auth, rtgin.Handler(route))
+//	// in the handler: userID, _ := c.Value("user").(string)
+//
+// Routes that also take POSTs (SSE and long-polling post-backs) mount with
+// r.Any or both r.GET and r.POST.
+package rtgin
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/gorilla/websocket"
+)
+
+// Handler returns a gin handler that serves h, usually a *realtime.Route,
+// with the values set on the gin context copied into the request's context.
+func Handler(h http.Handler) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		r := c.Request
+		if keys := c.Keys; len(keys) > 0 {
+			ctx := r.Context()
+			for k, v := range keys {
+				ctx = context.WithValue(ctx, k, v)
+			}
+			r = r.WithContext(ctx)
+		}
+		if websocket.IsWebSocketUpgrade(r) {
+			// gin records this status only; the upgrader writes the 101.
+			// Without it gin's logger would report 200 for upgrades.
+			c.Writer.WriteHeader(http.StatusSwitchingProtocols)
+		}
+		h.ServeHTTP(c.Writer, r)
+	}
+}
