@@ -31,7 +31,8 @@ type Conn struct {
 	opts   *Options
 	ctx    context.Context
 	cancel context.CancelFunc
-	inner  Handler // the per-connection handler of PerConn
+	inner  Handler  // the per-connection handler of PerConn
+	sess   *session // set for request-based transports (SSE, long-polling)
 	done   chan struct{}
 
 	logOnce sync.Once
@@ -291,11 +292,14 @@ func (c *Conn) flush(maxRounds int) {
 		if err != nil {
 			c.writing = false
 			c.mu.Unlock()
-			reason := "write failed"
-			if errors.Is(err, ErrWriteTimeout) {
-				reason = "write timeout"
+			ce := &CloseError{Code: CloseAbnormal, Reason: "write failed", Err: err}
+			switch {
+			case errors.Is(err, ErrWriteTimeout):
+				ce.Reason = "write timeout"
+			case errors.Is(err, ErrQueueFull):
+				ce.Code, ce.Reason = ClosePolicyViolation, "send queue full"
 			}
-			c.close(&CloseError{Code: CloseAbnormal, Reason: reason, Err: err}, false)
+			c.close(ce, false)
 			return
 		}
 		c.mu.Unlock()

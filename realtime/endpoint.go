@@ -33,6 +33,17 @@ func (ep *Endpoint) Accept(r *http.Request) (*Link, error) {
 	return &Link{c: c}, nil
 }
 
+// Resume returns the connection of the session that token names, if r may
+// act on it (same origin and identity as the request that opened it), or
+// ErrUnknownSession. The transport then attaches to it with Link.Attach.
+func (ep *Endpoint) Resume(r *http.Request, token string) (*Link, error) {
+	s, err := ep.route.session(r, token)
+	if err != nil {
+		return nil, err
+	}
+	return &Link{c: s.c}, nil
+}
+
 // Link is the transport's handle on one connection.
 type Link struct {
 	c *Conn
@@ -48,6 +59,24 @@ func (l *Link) Abort() { l.c.abort() }
 // starts closing the connection; the transport goes on reading until the
 // wire ends, as always.
 func (l *Link) Open(w Wire) { l.c.open(w) }
+
+// OpenSession opens a connection whose transport is made of requests
+// (SSE, long-polling): the core keeps a session with a secret token bound
+// to r's origin and identity and a backlog of sent messages, serves the
+// client's POSTed messages and DELETE, and is the connection's Wire. The
+// transport reads the backlog through Attach and never calls Receive or
+// Closed. OpenSession returns the token, which the transport gives the
+// client once, in the response to r, and never logs.
+func (l *Link) OpenSession(r *http.Request) string {
+	s := newSession(l.c, r)
+	l.c.sess = s
+	rt := l.c.route
+	rt.mu.Lock()
+	rt.sessions[s.token] = s
+	rt.mu.Unlock()
+	l.c.open(s)
+	return s.token
+}
 
 // Receive hands a message from the peer to the handler. It returns when the
 // handler has processed it. Messages that arrive after the connection began

@@ -88,6 +88,19 @@ type Options struct {
 	// with 503 Service Unavailable. Zero means no limit.
 	MaxConns int
 
+	// ResumeBuffer is how many sent messages a session keeps so that a
+	// client that reconnects (SSE, long-polling) receives what it missed.
+	// Zero means SendQueue. Beyond it the client gets an explicit gap.
+	ResumeBuffer int
+	// ResumeWindow is how long a session without a live request (a dropped
+	// SSE stream, the time between two polls) waits to be resumed before
+	// its connection closes. Zero means 30 seconds.
+	ResumeWindow time.Duration
+	// Identity, when set, names the identity that middleware established
+	// for a request, such as a user id. A session token is then honoured
+	// only on requests with the same identity as the one that opened it.
+	Identity func(r *http.Request) string
+
 	// Compression negotiates permessage-deflate on WebSocket. It costs
 	// memory per connection, so it is off by default.
 	Compression bool
@@ -111,6 +124,7 @@ const (
 	DefaultPongTimeout      = 10 * time.Second
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultResumeWindow     = 30 * time.Second
 )
 
 // resolved returns a copy of o with every default filled in.
@@ -142,6 +156,12 @@ func (o *Options) resolved() Options {
 	}
 	if r.HandshakeTimeout <= 0 {
 		r.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if r.ResumeBuffer <= 0 {
+		r.ResumeBuffer = r.SendQueue
+	}
+	if r.ResumeWindow <= 0 {
+		r.ResumeWindow = DefaultResumeWindow
 	}
 	if r.Logger == nil {
 		r.Logger = slog.Default()

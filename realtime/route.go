@@ -16,9 +16,10 @@ type Route struct {
 	opts     Options
 	handlers []TransportHandler
 
-	mu      sync.Mutex
-	conns   map[*Conn]struct{}
-	closing bool
+	mu       sync.Mutex
+	conns    map[*Conn]struct{}
+	sessions map[string]*session // by token
+	closing  bool
 	idle    chan struct{} // closed when the route is closing and empty
 }
 
@@ -28,7 +29,12 @@ var _ http.Handler = (*Route)(nil)
 // defaults). Transports listed in o that are not registered are logged as
 // errors and not served.
 func NewRoute(h Handler, o *Options) *Route {
-	rt := &Route{handler: h, opts: o.resolved(), conns: make(map[*Conn]struct{})}
+	rt := &Route{
+		handler:  h,
+		opts:     o.resolved(),
+		conns:    make(map[*Conn]struct{}),
+		sessions: make(map[string]*session),
+	}
 	for _, k := range rt.opts.Transports {
 		t, ok := lookup(k)
 		if !ok {
@@ -56,18 +62,25 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusForbidden, ErrOrigin.Error())
 		return
 	}
+	if token := r.Header.Get(HeaderToken); token != "" && r.Method != http.MethodGet {
+		rt.serveSession(w, r, token)
+		return
+	}
 	for _, th := range rt.handlers {
 		if th.Match(r) {
 			th.ServeHTTP(w, r)
 			return
 		}
 	}
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		rt.negotiate(w, r)
+	case http.MethodPost:
+		WriteError(w, http.StatusBadRequest, "realtime: no transport of this route accepts the request")
+	default:
+		w.Header().Set("Allow", "GET, POST, DELETE")
 		WriteError(w, http.StatusMethodNotAllowed, "realtime: method not allowed")
-		return
 	}
-	WriteError(w, http.StatusBadRequest, "realtime: no transport of this route accepts the request")
 }
 
 // originAllowed applies Options.CheckOrigin or the same-origin rule with
@@ -85,7 +98,12 @@ func (rt *Route) originAllowed(r *http.Request) bool {
 			return true
 		}
 	}
-	u, err := url.Parse(origin)
+	return sameOrigin(r)
+}
+
+// sameOrigin reports whether r's Origin names the host r was sent to.
+func sameOrigin(r *http.Request) bool {
+	u, err := url.Parse(r.Header.Get("Origin"))
 	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
 }
 
@@ -117,6 +135,23 @@ func (rt *Route) release(c *Conn) {
 		close(rt.idle)
 		rt.idle = nil
 	}
+}
+
+// session returns the live session of token that r may act on.
+func (rt *Route) session(r *http.Request, token string) (*session, error) {
+	rt.mu.Lock()
+	s := rt.sessions[token]
+	rt.mu.Unlock()
+	if s == nil || !s.bound(r) {
+		return nil, ErrUnknownSession
+	}
+	return s, nil
+}
+
+func (rt *Route) forget(token string) {
+	rt.mu.Lock()
+	delete(rt.sessions, token)
+	rt.mu.Unlock()
 }
 
 // Len returns the number of live connections.

@@ -58,6 +58,16 @@ type server struct {
 	upgrader websocket.Upgrader
 }
 
+var (
+	_ realtime.TransportHandler = (*server)(nil)
+	_ realtime.Describer        = (*server)(nil)
+)
+
+// Describe tells negotiating clients where to upgrade.
+func (s *server) Describe(r *http.Request) realtime.TransportInfo {
+	return realtime.TransportInfo{Transport: realtime.WebSocket, URL: r.URL.Path}
+}
+
 // Match reports whether r asks for a WebSocket upgrade.
 func (s *server) Match(r *http.Request) bool { return websocket.IsWebSocketUpgrade(r) }
 

@@ -1,0 +1,113 @@
+package realtime
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// Header names of the request-based transports (see transports/PROTOCOL.md).
+const (
+	// HeaderToken carries a session's secret token on POSTs, DELETEs and
+	// long-polls. It is a header, not a query parameter, so that it stays
+	// out of access logs.
+	HeaderToken = "Realtime-Token"
+	// HeaderSeq numbers the messages a client POSTs, from 1, so that the
+	// handler receives them once and in order whatever the network does.
+	HeaderSeq = "Realtime-Seq"
+)
+
+// serveSession answers a request that names a session by its token: POST
+// delivers one message to the handler, DELETE closes the connection.
+func (rt *Route) serveSession(w http.ResponseWriter, r *http.Request, token string) {
+	s, err := rt.session(r, token)
+	if err != nil {
+		WriteError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	switch r.Method {
+	case http.MethodPost:
+		rt.servePost(w, r, s)
+	case http.MethodDelete:
+		rt.serveDelete(w, r, s)
+	default:
+		w.Header().Set("Allow", "GET, POST, DELETE")
+		WriteError(w, http.StatusMethodNotAllowed, "realtime: method not allowed")
+	}
+}
+
+// servePost delivers the request body as one message. A body over the read
+// limit closes the connection with CloseTooBig, as on WebSocket.
+func (rt *Route) servePost(w http.ResponseWriter, r *http.Request, s *session) {
+	var seq uint64
+	if v := r.Header.Get(HeaderSeq); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n == 0 {
+			WriteError(w, http.StatusBadRequest, "realtime: "+HeaderSeq+" must be a positive integer")
+			return
+		}
+		seq = n
+	}
+	m, err := ReadMessage(w, r, rt.opts.ReadLimit)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			WriteError(w, http.StatusRequestEntityTooLarge, ErrReadLimit.Error())
+			s.c.close(&CloseError{Code: CloseTooBig, Reason: "message too big", Err: ErrReadLimit}, true)
+			return
+		}
+		WriteError(w, http.StatusBadRequest, "realtime: reading the message: "+err.Error())
+		return
+	}
+	if s.c.Cause() != nil {
+		WriteError(w, http.StatusNotFound, ErrUnknownSession.Error())
+		return
+	}
+	if err := s.post(seq, m); err != nil {
+		WriteError(w, http.StatusConflict, err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ReadMessage reads a message from a request body of at most limit bytes:
+// binary when the Content-Type is application/octet-stream, text
+// otherwise. Transports that take messages by POST use it.
+func ReadMessage(w http.ResponseWriter, r *http.Request, limit int64) (Message, error) {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return Message{}, err
+	}
+	t := TextMessage
+	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/octet-stream") {
+		t = BinaryMessage
+	}
+	return Message{Type: t, Data: data}, nil
+}
+
+// serveDelete closes the connection from the client's side. The body may
+// carry {"code": 1000, "reason": "..."}; the default is CloseNormal.
+func (rt *Route) serveDelete(w http.ResponseWriter, r *http.Request, s *session) {
+	var req struct {
+		Code   int    `json:"code"`
+		Reason string `json:"reason"`
+	}
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1024))
+	if len(body) > 0 && json.Unmarshal(body, &req) != nil {
+		WriteError(w, http.StatusBadRequest, "realtime: malformed close request")
+		return
+	}
+	if req.Code == 0 {
+		req.Code = CloseNormal
+	}
+	if !validCloseCode(req.Code) {
+		WriteError(w, http.StatusBadRequest, "realtime: invalid close code")
+		return
+	}
+	s.c.finish(&CloseError{Code: req.Code, Reason: truncReason(req.Reason)})
+	w.WriteHeader(http.StatusNoContent)
+}

@@ -1,0 +1,331 @@
+package realtime
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"net/http"
+	"sync"
+)
+
+// Session errors, for transports and clients to branch on.
+var (
+	// ErrUnknownSession is returned for a session token that no live
+	// session of the route holds, or that is bound to another origin or
+	// identity. Transports answer it with 404.
+	ErrUnknownSession = errors.New("realtime: unknown or expired session")
+	// ErrConflict is returned by Link.Attach when the session already has
+	// an exclusive attachment (a second concurrent long-poll). Transports
+	// answer it with 409.
+	ErrConflict = errors.New("realtime: session already attached")
+	// ErrSuperseded ends an attachment replaced by a newer one, such as an
+	// SSE stream resumed on a fresh request.
+	ErrSuperseded = errors.New("realtime: attachment superseded")
+	// ErrResumeTimeout is the cause of a close when no transport resumed a
+	// session within Options.ResumeWindow.
+	ErrResumeTimeout = errors.New("realtime: session not resumed in time")
+)
+
+// Entry is a message in a session's backlog with its sequence number, which
+// starts at 1 and grows by one per message.
+type Entry struct {
+	Seq uint64
+	Message
+}
+
+// Batch is what Attachment.Next returns: the messages after the cursor, in
+// order, and whether anything was lost before them or the session closed.
+type Batch struct {
+	Entries []Entry
+	// Gap is set when messages after the cursor had already left the
+	// backlog: GapAfter is the cursor and the first entry follows a hole.
+	// The backlog keeps Options.ResumeBuffer messages.
+	Gap      bool
+	GapAfter uint64
+	// Close is set once the connection has closed and every entry was
+	// handed out: the attachment delivers it and ends.
+	Close *CloseError
+}
+
+// session is the transport-neutral state of a connection whose transport
+// is made of requests (SSE, long-polling): a secret token, the backlog of
+// sent messages that attachments read from, and the ordering of messages
+// posted by the client. It is the connection's Wire.
+type session struct {
+	c        *Conn
+	token    string
+	origin   string
+	identity string
+
+	mu        sync.Mutex
+	entries   []Entry // entries[0].Seq is the oldest kept
+	next      uint64  // seq of the next message
+	delivered uint64  // highest seq handed to an attachment
+	bytes     int
+	wake      chan struct{} // closed when entries or close arrive
+	closed    *CloseError
+	attach    uint64 // generation of the current attachment; 0 = none
+	exclusive bool   // the current attachment refuses others (long-poll)
+	gens      uint64
+	grace     Timer // ends a detached session after ResumeWindow
+	gone      bool  // removed from the route's table
+
+	inMu    sync.Mutex // serialises posted messages
+	inNext  uint64     // next expected client sequence number
+	pending map[uint64]Message
+}
+
+var _ Wire = (*session)(nil)
+
+// newSession binds a new session to the request that opened it.
+func newSession(c *Conn, r *http.Request) *session {
+	s := &session{
+		c:       c,
+		token:   newToken(),
+		origin:  r.Header.Get("Origin"),
+		next:    1,
+		inNext:  1,
+		wake:    make(chan struct{}),
+		pending: map[uint64]Message{},
+	}
+	if f := c.opts.Identity; f != nil {
+		s.identity = f(r)
+	}
+	return s
+}
+
+// newToken returns 128 random bits, base32: the session's credential.
+func newToken() string { return rand.Text() }
+
+// bound reports whether r may act on the session: same identity, and the
+// same origin the session was opened from (a same-origin request that
+// sends no Origin counts as the route's own origin).
+func (s *session) bound(r *http.Request) bool {
+	if f := s.c.opts.Identity; f != nil && f(r) != s.identity {
+		return false
+	}
+	o := r.Header.Get("Origin")
+	if o == "" || s.origin == "" {
+		return o == s.origin || sameOrigin(r) && (s.origin == "" || s.origin == o)
+	}
+	return o == s.origin
+}
+
+// Write appends msgs to the backlog. It never blocks: attachments write to
+// the network at their own pace. When the backlog is full of messages no
+// attachment has taken yet, the peer is too slow and Options.Overflow
+// applies; messages already handed out are kept only for resume and make
+// room as needed.
+func (s *session) Write(msgs []Message) error {
+	o := s.c.opts
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed != nil {
+		return ErrClosed
+	}
+	for _, m := range msgs {
+		for len(s.entries) > 0 && (len(s.entries) >= o.ResumeBuffer || s.bytes+len(m.Data) > o.SendQueueBytes) {
+			if s.entries[0].Seq > s.delivered && o.Overflow != OverflowDropOldest {
+				return ErrQueueFull
+			}
+			s.bytes -= len(s.entries[0].Data)
+			s.entries[0] = Entry{}
+			s.entries = s.entries[1:]
+		}
+		s.entries = append(s.entries, Entry{Seq: s.next, Message: m})
+		s.next++
+		s.bytes += len(m.Data)
+	}
+	s.signalLocked()
+	return nil
+}
+
+func (s *session) signalLocked() {
+	close(s.wake)
+	s.wake = make(chan struct{})
+}
+
+// Close records the close for attachments to deliver and ends the
+// connection: its handler's Close runs. The session stays reachable for
+// ResumeWindow so that a client that was between requests learns the code.
+func (s *session) Close(code int, reason string) error {
+	s.mu.Lock()
+	if s.closed != nil {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = &CloseError{Code: code, Reason: reason}
+	if s.grace != nil {
+		s.grace.Stop()
+	}
+	s.grace = s.c.opts.Clock.AfterFunc(s.c.opts.ResumeWindow, s.forget)
+	s.signalLocked()
+	s.mu.Unlock()
+	// Close runs inside the writer role or finish; ending the connection
+	// waits for writers, so it happens on its own goroutine, which is
+	// bounded: it returns as soon as the handler's Close has.
+	go s.c.finish(nil)
+	return nil
+}
+
+// forget removes the session from the route's table.
+func (s *session) forget() {
+	s.mu.Lock()
+	s.gone = true
+	s.mu.Unlock()
+	s.c.route.forget(s.token)
+}
+
+// detachedTimeout ends a session that no transport resumed in time.
+func (s *session) detachedTimeout() {
+	s.c.finish(&CloseError{Code: CloseAbnormal, Reason: "connection lost", Err: ErrResumeTimeout})
+}
+
+// Attachment is one request reading a session: an SSE stream or a
+// long-poll. Detach it when the request ends.
+type Attachment struct {
+	s   *session
+	gen uint64
+}
+
+// Attach starts reading the session. A replacing attachment (an SSE
+// stream) supersedes the current one, whose Next then returns
+// ErrSuperseded; an exclusive one (a long-poll) fails with ErrConflict
+// while another is attached.
+func (l *Link) Attach(exclusive bool) (*Attachment, error) {
+	s := l.c.sess
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.gone {
+		return nil, ErrUnknownSession
+	}
+	if s.attach != 0 && (exclusive || s.exclusive) {
+		return nil, ErrConflict
+	}
+	s.gens++
+	s.attach = s.gens
+	s.exclusive = exclusive
+	if s.grace != nil && s.closed == nil {
+		s.grace.Stop()
+		s.grace = nil
+	}
+	s.signalLocked() // wakes a superseded attachment
+	return &Attachment{s: s, gen: s.gens}, nil
+}
+
+// Next waits until there are entries after the cursor, the connection has
+// closed, the attachment was superseded, or ctx ends, and returns them.
+// Returning an entry counts it as delivered.
+func (a *Attachment) Next(ctx context.Context, after uint64) (Batch, error) {
+	s := a.s
+	for {
+		s.mu.Lock()
+		if s.attach != a.gen {
+			s.mu.Unlock()
+			return Batch{}, ErrSuperseded
+		}
+		if after >= s.next {
+			after = s.next - 1 // a cursor from the future: nothing was missed
+		}
+		var b Batch
+		i := 0
+		if len(s.entries) > 0 {
+			first := s.entries[0].Seq
+			if after+1 < first {
+				b.Gap, b.GapAfter = true, after
+			} else {
+				i = int(after + 1 - first)
+			}
+		} else if after+1 < s.next {
+			b.Gap, b.GapAfter = true, after
+		}
+		if i < len(s.entries) {
+			b.Entries = append([]Entry(nil), s.entries[i:]...)
+			if last := b.Entries[len(b.Entries)-1].Seq; last > s.delivered {
+				s.delivered = last
+			}
+		}
+		if s.closed != nil {
+			b.Close = s.closed
+		}
+		if len(b.Entries) > 0 || b.Gap || b.Close != nil {
+			s.mu.Unlock()
+			return b, nil
+		}
+		wake := s.wake
+		s.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return Batch{}, ctx.Err()
+		}
+	}
+}
+
+// Delivered reports that the close was handed to the client: the session
+// can be forgotten now rather than after ResumeWindow.
+func (a *Attachment) Delivered() {
+	a.s.mu.Lock()
+	closed := a.s.closed != nil
+	a.s.mu.Unlock()
+	if closed {
+		a.s.forget()
+	}
+}
+
+// Detach ends the attachment. A session left with no attachment waits
+// Options.ResumeWindow for one before its connection closes with
+// CloseAbnormal and the cause ErrResumeTimeout.
+func (a *Attachment) Detach() {
+	s := a.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.attach != a.gen {
+		return
+	}
+	s.attach = 0
+	s.exclusive = false
+	if s.closed == nil && s.grace == nil {
+		s.grace = s.c.opts.Clock.AfterFunc(s.c.opts.ResumeWindow, s.detachedTimeout)
+	}
+}
+
+// post delivers a message the client posted, in the client's order: with
+// a sequence number (seq > 0) it is delivered exactly once, after every
+// lower one, and duplicates are ignored; without one (seq == 0) it is
+// delivered on arrival.
+func (s *session) post(seq uint64, m Message) error {
+	s.inMu.Lock()
+	defer s.inMu.Unlock()
+	if seq == 0 {
+		s.c.receive(m)
+		return nil
+	}
+	switch {
+	case seq < s.inNext:
+		return nil // a retry of a delivered message
+	case seq > s.inNext:
+		if seq-s.inNext > maxPending || len(s.pending) >= maxPending {
+			return errTooFarAhead
+		}
+		s.pending[seq] = m
+		return nil
+	}
+	s.c.receive(m)
+	s.inNext++
+	for {
+		m, ok := s.pending[s.inNext]
+		if !ok {
+			return nil
+		}
+		delete(s.pending, s.inNext)
+		s.c.receive(m)
+		s.inNext++
+	}
+}
+
+// maxPending bounds the posted messages held back waiting for a lower
+// sequence number.
+const maxPending = 64
+
+var errTooFarAhead = errors.New("realtime: message sequence number too far ahead")
