@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"context"
 	"net/http"
 )
 
@@ -69,7 +70,12 @@ func (l *Link) Open(w Wire) { l.c.open(w) }
 // client once, in the response to r, and never logs.
 func (l *Link) OpenSession(r *http.Request) string {
 	s := newSession(l.c, r)
-	l.c.sess = s
+	c := l.c
+	c.sess = s
+	// The session outlives the request that opened it: keep the request's
+	// values, not its cancellation.
+	c.cancel()
+	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(r.Context()))
 	rt := l.c.route
 	rt.mu.Lock()
 	rt.sessions[s.token] = s

@@ -136,6 +136,9 @@ func (o *Options) resolved() Options {
 	if r.Transports == nil {
 		r.Transports = []Kind{WebSocket}
 	}
+	r.Transports = append([]Kind(nil), r.Transports...) // presets share theirs
+	r.AllowedOrigins = append([]string(nil), r.AllowedOrigins...)
+	r.Subprotocols = append([]string(nil), r.Subprotocols...)
 	if r.ReadLimit == 0 {
 		r.ReadLimit = DefaultReadLimit
 	}

@@ -161,10 +161,16 @@ func (s *session) Close(code int, reason string) error {
 	s.grace = s.c.opts.Clock.AfterFunc(s.c.opts.ResumeWindow, s.forget)
 	s.signalLocked()
 	s.mu.Unlock()
-	// Close runs inside the writer role or finish; ending the connection
-	// waits for writers, so it happens on its own goroutine, which is
-	// bounded: it returns as soon as the handler's Close has.
-	go s.c.finish(nil)
+	c := s.c
+	c.mu.Lock()
+	finishing := c.state == stateClosed
+	c.mu.Unlock()
+	if !finishing {
+		// Close runs inside the writer role, and ending the connection
+		// waits for writers, so it happens on its own goroutine, which
+		// returns as soon as the handler's Close has.
+		go c.finish(nil)
+	}
 	return nil
 }
 

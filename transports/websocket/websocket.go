@@ -46,6 +46,8 @@ func (Transport) Handler(ep *realtime.Endpoint) realtime.TransportHandler {
 const (
 	readBufferSize  = 1 << 10
 	writeBufferSize = 4 << 10
+	// closeFrameTimeout bounds the wait to send a close frame.
+	closeFrameTimeout = time.Second
 )
 
 // writeBuffers is shared by every route: a buffer is held only while a
@@ -227,8 +229,10 @@ func (c *wire) Close(code int, reason string) error {
 		c.teardownLocked()
 		return nil
 	}
+	// A write in progress holds gorilla's write lock; a slow peer must not
+	// hold up whoever closes (a Send that overflowed, a shutdown) for long.
 	msg := websocket.FormatCloseMessage(code, reason)
-	if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.opts.WriteTimeout)); err != nil {
+	if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(min(c.opts.WriteTimeout, closeFrameTimeout))); err != nil {
 		c.teardownLocked()
 		return err
 	}
