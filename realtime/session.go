@@ -268,17 +268,6 @@ func (a *Attachment) Next(ctx context.Context, after uint64) (Batch, error) {
 	}
 }
 
-// Delivered reports that the close was handed to the client: the session
-// can be forgotten now rather than after ResumeWindow.
-func (a *Attachment) Delivered() {
-	a.s.mu.Lock()
-	closed := a.s.closed != nil
-	a.s.mu.Unlock()
-	if closed {
-		a.s.forget()
-	}
-}
-
 // Detach ends the attachment. A session left with no attachment waits
 // Options.ResumeWindow for one before its connection closes with
 // CloseAbnormal and the cause ErrResumeTimeout.

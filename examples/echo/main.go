@@ -1,5 +1,6 @@
 // Command echo is the seed's first example: an echo agent with a heartbeat
-// every five seconds, served at /echo, with a page at / to try it.
+// every five seconds, served at /echo over WebSocket, SSE, long-polling and
+// request/response, with a page at / to try each.
 //
 //	go run ./examples/echo -addr localhost:8080
 package main
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	"github.com/rtkit/rtkit/realtime"
+	_ "github.com/rtkit/rtkit/transports/longpoll"
+	_ "github.com/rtkit/rtkit/transports/sse"
 	_ "github.com/rtkit/rtkit/transports/websocket"
 )
 
@@ -36,10 +39,15 @@ func main() {
 	}
 }
 
+// options serves /echo over every transport; the page picks one.
+var options = realtime.Options{
+	Transports: []realtime.Kind{realtime.WebSocket, realtime.SSE, realtime.LongPoll, realtime.HTTP},
+}
+
 // newMux returns the example's routes, owned by srv.
 func newMux(srv *realtime.Server) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("/echo", srv.Route(newEcho(echoAgent), nil))
+	mux.Handle("/echo", srv.Route(newEcho(echoAgent), &options))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write(page)

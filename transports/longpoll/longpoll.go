@@ -155,9 +155,9 @@ func (p *poller) poll(w http.ResponseWriter, r *http.Request) {
 		out.Close = &CloseInfo{Code: b.Close.Code, Reason: b.Close.Reason}
 	}
 	http.NewResponseController(w).SetWriteDeadline(timeNow().Add(p.opts.WriteTimeout))
-	if writeJSON(w, out) == nil && b.Close != nil {
-		att.Delivered()
-	}
+	// After a close the session stays for ResumeWindow, so that a client
+	// whose response was lost learns the close on its next poll.
+	writeJSON(w, out)
 }
 
 // encode renders a message for JSON: text as is, binary in base64.

@@ -1,0 +1,231 @@
+package sse
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rtkit/rtkit/realtime"
+)
+
+func init() { realtime.Register(Transport{}) }
+
+// Transport is the SSE transport. Its zero value is ready to use; it is
+// registered under realtime.SSE when the package is imported.
+type Transport struct{}
+
+var _ realtime.Transport = Transport{}
+
+// Kind returns realtime.SSE.
+func (Transport) Kind() realtime.Kind { return realtime.SSE }
+
+// Handler returns the SSE server for one route.
+func (Transport) Handler(ep *realtime.Endpoint) realtime.TransportHandler {
+	return &server{ep: ep, opts: ep.Options()}
+}
+
+// Event types this transport sends besides "message" (see PROTOCOL.md).
+const (
+	EventSession = "session" // first event: {"id", "token", "transport"}
+	EventBinary  = "binary" // a binary message, base64 (standard, padded)
+	EventGap     = "gap"    // messages after GapAfter were lost
+	EventClose   = "close"  // the connection closed: {"code", "reason"}
+)
+
+// retryAfter is the reconnection delay the stream asks browsers for.
+const retryAfter = 2 * time.Second
+
+type server struct {
+	ep   *realtime.Endpoint
+	opts *realtime.Options
+}
+
+var (
+	_ realtime.TransportHandler = (*server)(nil)
+	_ realtime.Describer        = (*server)(nil)
+)
+
+// Match takes GETs that accept text/event-stream (as EventSource sends)
+// or that ask for ?transport=sse.
+func (s *server) Match(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	return r.URL.Query().Get("transport") == "sse" || strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+}
+
+// Describe tells negotiating clients where the stream is.
+func (s *server) Describe(r *http.Request) realtime.TransportInfo {
+	return realtime.TransportInfo{Transport: realtime.SSE, URL: r.URL.Path + "?transport=sse"}
+}
+
+// open is the data of the first event of a new stream.
+type open struct {
+	ID        string        `json:"id"`
+	Token     string        `json:"token"`
+	Transport realtime.Kind `json:"transport"`
+}
+
+// ServeHTTP opens a stream, or resumes one when Last-Event-ID names a live
+// session, and writes the session's messages until the client goes, the
+// connection closes or a newer stream supersedes this one.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var buf []byte
+	link, cursor, resumed := s.resume(r)
+	if !resumed {
+		var err error
+		if link, err = s.ep.Accept(r); err != nil {
+			realtime.WriteError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		if r.Header.Get("Last-Event-ID") != "" {
+			// The session is gone: say so before the new one starts.
+			buf, _ = AppendEvent(buf, Event{Type: EventGap, Data: []byte(`{"reason":"unknown session"}`)})
+		}
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+
+	var token string
+	if resumed {
+		token, _, _ = parseID(r.Header.Get("Last-Event-ID"))
+	} else {
+		// retry rides on the session event: a retry-only event would
+		// reach clients such as r3labs/sse as an empty message. Browsers
+		// keep the delay across reconnects, so a resumed stream needs none.
+		token = link.OpenSession(r)
+		data, _ := json.Marshal(open{ID: link.Conn().ID(), Token: token, Transport: realtime.SSE})
+		buf, _ = AppendEvent(buf, Event{ID: eventID(token, 0), Type: EventSession, Data: data, Retry: retryAfter})
+	}
+	att, err := link.Attach(false)
+	if err != nil {
+		return // the session ended between Resume and Attach
+	}
+	defer att.Detach()
+	st := &stream{w: w, rc: http.NewResponseController(w), opts: s.opts, token: token, buf: buf}
+	if err := st.flush(); err != nil {
+		return
+	}
+	st.run(r.Context(), att, cursor)
+}
+
+// resume finds the session that r's Last-Event-ID names.
+func (s *server) resume(r *http.Request) (link *realtime.Link, cursor uint64, ok bool) {
+	token, seq, ok := parseID(r.Header.Get("Last-Event-ID"))
+	if !ok {
+		return nil, 0, false
+	}
+	link, err := s.ep.Resume(r, token)
+	if err != nil {
+		return nil, 0, false
+	}
+	return link, seq, true
+}
+
+// stream writes one response's events.
+type stream struct {
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	opts  *realtime.Options
+	token string
+	buf   []byte
+}
+
+// run relays batches from the session, with a comment every PingInterval
+// while nothing else is sent, so that proxies do not idle the stream out.
+func (st *stream) run(ctx context.Context, att *realtime.Attachment, cursor uint64) {
+	for {
+		wait, cancel := ctx, context.CancelFunc(func() {})
+		if st.opts.PingInterval > 0 {
+			wait, cancel = context.WithTimeout(ctx, st.opts.PingInterval)
+		}
+		b, err := att.Next(wait, cursor)
+		cancel()
+		switch {
+		case err == nil:
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			st.buf = AppendComment(st.buf, "ping")
+			if st.flush() != nil {
+				return
+			}
+			continue
+		default:
+			return // client gone or superseded
+		}
+		if b.Gap {
+			st.buf, _ = AppendEvent(st.buf, Event{Type: EventGap, Data: fmt.Appendf(nil, `{"after":%d}`, b.GapAfter)})
+		}
+		for _, e := range b.Entries {
+			st.appendEntry(e)
+			cursor = e.Seq
+		}
+		if b.Close != nil {
+			data, _ := json.Marshal(closeData{Code: b.Close.Code, Reason: b.Close.Reason})
+			st.buf, _ = AppendEvent(st.buf, Event{Type: EventClose, Data: data})
+		}
+		if st.flush() != nil {
+			return
+		}
+		if b.Close != nil {
+			// The session stays resumable for ResumeWindow: a write that
+			// succeeded may still be lost with the connection, and a
+			// client that reconnects must learn the close, not a 404.
+			return
+		}
+	}
+}
+
+type closeData struct {
+	Code   int    `json:"code"`
+	Reason string `json:"reason"`
+}
+
+// appendEntry encodes one message: text as a "message" event, binary as a
+// "binary" event in base64.
+func (st *stream) appendEntry(e realtime.Entry) {
+	ev := Event{ID: eventID(st.token, e.Seq), Data: e.Data}
+	if e.Type == realtime.BinaryMessage {
+		ev.Type = EventBinary
+		ev.Data = base64.StdEncoding.AppendEncode(nil, e.Data)
+	}
+	st.buf, _ = AppendEvent(st.buf, ev)
+}
+
+// flush writes the buffered events within WriteTimeout.
+func (st *stream) flush() error {
+	st.rc.SetWriteDeadline(time.Now().Add(st.opts.WriteTimeout))
+	_, err := st.w.Write(st.buf)
+	st.buf = st.buf[:0]
+	if err != nil {
+		return err
+	}
+	return st.rc.Flush()
+}
+
+// eventID is "<token>.<seq>": a reconnecting EventSource sends it back as
+// Last-Event-ID, which names both the session and the position in it.
+func eventID(token string, seq uint64) string {
+	return token + "." + strconv.FormatUint(seq, 10)
+}
+
+func parseID(id string) (token string, seq uint64, ok bool) {
+	i := strings.LastIndexByte(id, '.')
+	if i <= 0 {
+		return "", 0, false
+	}
+	seq, err := strconv.ParseUint(id[i+1:], 10, 64)
+	if err != nil {
+		return "", 0, false
+	}
+	return id[:i], seq, true
+}
