@@ -20,7 +20,7 @@ type Route struct {
 	conns    map[*Conn]struct{}
 	sessions map[string]*session // by token
 	closing  bool
-	idle    chan struct{} // closed when the route is closing and empty
+	idle     chan struct{} // closed when the route is closing and empty
 }
 
 var _ http.Handler = (*Route)(nil)

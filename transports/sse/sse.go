@@ -33,9 +33,9 @@ func (Transport) Handler(ep *realtime.Endpoint) realtime.TransportHandler {
 // Event types this transport sends besides "message" (see PROTOCOL.md).
 const (
 	EventSession = "session" // first event: {"id", "token", "transport"}
-	EventBinary  = "binary" // a binary message, base64 (standard, padded)
-	EventGap     = "gap"    // messages after GapAfter were lost
-	EventClose   = "close"  // the connection closed: {"code", "reason"}
+	EventBinary  = "binary"  // a binary message, base64 (standard, padded)
+	EventGap     = "gap"     // messages after GapAfter were lost
+	EventClose   = "close"   // the connection closed: {"code", "reason"}
 )
 
 // retryAfter is the reconnection delay the stream asks browsers for.
