@@ -321,15 +321,16 @@ func (c *Conn) dispatch(f func() error, needOpen bool) {
 	c.mu.Unlock()
 
 	err := c.protect(f)
+	if err != nil {
+		// Still in the callback, so the close is written below, on this
+		// goroutine, like any close the callback asked for.
+		c.close(c.failure(err), true)
+	}
 
 	c.mu.Lock()
 	c.inCallback = false
 	c.mu.Unlock()
 	c.cbMu.Unlock()
-
-	if err != nil {
-		c.close(c.failure(err), true)
-	}
 	c.mu.Lock()
 	drain := !c.writing && !c.broken && c.wire != nil && (len(c.queue) > 0 || c.closeReq != nil)
 	if drain {
