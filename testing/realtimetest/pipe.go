@@ -18,7 +18,7 @@ func init() { realtime.Register(memory{}) }
 // reached through Dial, never over HTTP.
 type memory struct{}
 
-func (memory) Kind() realtime.Kind                                        { return realtime.Memory }
+func (memory) Kind() realtime.Kind                                     { return realtime.Memory }
 func (memory) Handler(ep *realtime.Endpoint) realtime.TransportHandler { return noHTTP{} }
 
 type noHTTP struct{}
