@@ -1,0 +1,477 @@
+package websocket_test
+
+// Lifecycle integration tests: real sockets on loopback, gorilla's Dialer
+// as the client. Tests synchronise on channels and read deadlines, never on
+// sleeps; keepalive is driven by small PingInterval/PongTimeout options.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/gorilla/websocket"
+	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/rtgin"
+)
+
+// lcWait bounds every wait in these tests; reaching it is a failure.
+const lcWait = 5 * time.Second
+
+// lcOpts returns o with a logger that discards the handler errors and
+// panics these tests provoke on purpose.
+func lcOpts(o realtime.Options) *realtime.Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &o
+}
+
+// lcServe serves rt, wrapped by wrap when it is not nil, on loopback. The
+// cleanup shuts the route down, then the server.
+func lcServe(t *testing.T, rt *realtime.Route, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
+	var h http.Handler = rt
+	if wrap != nil {
+		h = wrap(rt)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), lcWait)
+		defer cancel()
+		if err := rt.Shutdown(ctx); err != nil {
+			t.Errorf("route shutdown: %v", err)
+		}
+		srv.Close()
+	})
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+// lcDial opens a client connection that the test's cleanup closes.
+func lcDial(t *testing.T, url string, hdr http.Header) *websocket.Conn {
+	t.Helper()
+	ws, resp, err := lcTryDial(url, hdr)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial %s: %v (status %d)", url, err, status)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+// lcTryDial dials once; a refused handshake returns the response.
+func lcTryDial(url string, hdr http.Header) (*websocket.Conn, *http.Response, error) {
+	d := websocket.Dialer{HandshakeTimeout: lcWait}
+	ws, resp, err := d.Dial(url, hdr)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	return ws, resp, err
+}
+
+// lcRefused asserts that dialing url is refused with status want.
+func lcRefused(t *testing.T, url string, hdr http.Header, want int) {
+	t.Helper()
+	ws, resp, err := lcTryDial(url, hdr)
+	if err == nil {
+		ws.Close()
+		t.Fatalf("dial succeeded, want status %d", want)
+	}
+	if resp == nil || resp.StatusCode != want {
+		t.Fatalf("dial: %v, response %v, want status %d", err, resp, want)
+	}
+}
+
+// lcAwait receives from ch or fails the test after lcWait.
+func lcAwait[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(lcWait):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
+// lcRead reads one message within lcWait.
+func lcRead(t *testing.T, ws *websocket.Conn) string {
+	t.Helper()
+	ws.SetReadDeadline(time.Now().Add(lcWait))
+	_, p, err := ws.ReadMessage()
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return string(p)
+}
+
+// lcSend writes a text message.
+func lcSend(t *testing.T, ws *websocket.Conn, s string) {
+	t.Helper()
+	ws.SetWriteDeadline(time.Now().Add(lcWait))
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(s)); err != nil {
+		t.Fatalf("write %q: %v", s, err)
+	}
+}
+
+// lcReadEnd reads and discards messages until the connection ends, within
+// lcWait, and returns the error that ended it.
+func lcReadEnd(t *testing.T, ws *websocket.Conn) error {
+	t.Helper()
+	ws.SetReadDeadline(time.Now().Add(lcWait))
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("the server did not end the connection: %v", err)
+			}
+			return err
+		}
+	}
+}
+
+// lcCloseFrame asserts that the client ends on a close frame with code and
+// reason.
+func lcCloseFrame(t *testing.T, ws *websocket.Conn, code int, reason string) {
+	t.Helper()
+	err := lcReadEnd(t, ws)
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != code || ce.Text != reason {
+		t.Fatalf("client read %v, want close frame %d %q", err, code, reason)
+	}
+}
+
+// recorder is a handler that records each connection's callbacks as
+// "open", "msg:<text>" and "close:<code>", and echoes messages unless
+// onMessage says otherwise.
+type recorder struct {
+	onOpen    func(c *realtime.Conn) error
+	onMessage func(c *realtime.Conn, m realtime.Message) error
+
+	opened chan *realtime.Conn // each opened connection
+	closed chan error          // each Close's cause
+
+	mu     sync.Mutex
+	events map[*realtime.Conn][]string
+}
+
+func newRecorder() *recorder {
+	return &recorder{
+		opened: make(chan *realtime.Conn, 16),
+		closed: make(chan error, 16),
+		events: make(map[*realtime.Conn][]string),
+	}
+}
+
+func (r *recorder) add(c *realtime.Conn, ev string) {
+	r.mu.Lock()
+	r.events[c] = append(r.events[c], ev)
+	r.mu.Unlock()
+}
+
+// log returns a copy of c's events.
+func (r *recorder) log(c *realtime.Conn) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events[c])
+}
+
+func (r *recorder) opens() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.events)
+}
+
+func (r *recorder) handler() realtime.Handler {
+	return realtime.Funcs{
+		OnOpen: func(c *realtime.Conn) error {
+			r.add(c, "open")
+			r.opened <- c
+			if r.onOpen != nil {
+				return r.onOpen(c)
+			}
+			return nil
+		},
+		OnMessage: func(c *realtime.Conn, m realtime.Message) error {
+			r.add(c, "msg:"+string(m.Data))
+			if r.onMessage != nil {
+				return r.onMessage(c, m)
+			}
+			return c.Send(m)
+		},
+		OnClose: func(c *realtime.Conn, err error) {
+			r.add(c, fmt.Sprintf("close:%d", realtime.CloseStatus(err)))
+			r.closed <- err
+		},
+	}
+}
+
+// ended waits for c's Close and for c to be fully over, asserts its events
+// are want, with exactly one close, and returns Close's cause.
+func (r *recorder) ended(t *testing.T, c *realtime.Conn, want ...string) error {
+	t.Helper()
+	cause := lcAwait(t, r.closed, "the handler's Close")
+	lcAwait(t, c.Done(), "the connection's end")
+	got := r.log(c)
+	if !slices.Equal(got, want) {
+		t.Errorf("events = %q, want %q", got, want)
+	}
+	closes := 0
+	for _, ev := range got {
+		if strings.HasPrefix(ev, "close:") {
+			closes++
+		}
+	}
+	if closes != 1 {
+		t.Errorf("Close called %d times, want once", closes)
+	}
+	if c.Cause() != cause {
+		t.Errorf("Conn.Cause() = %v, want Close's cause %v", c.Cause(), cause)
+	}
+	return cause
+}
+
+var errBoom = errors.New("boom")
+
+// TestLifecycle checks, for every way a connection ends, that the handler
+// sees Open, then each message in order, then Close exactly once with the
+// documented code and cause, and that the client sees the documented end.
+func TestLifecycle(t *testing.T) {
+	type test struct {
+		name      string
+		opts      realtime.Options
+		onMessage func(c *realtime.Conn, m realtime.Message) error
+		// end makes the connection end after "a", "b", "c" were echoed and
+		// checks what the client sees.
+		end      func(t *testing.T, rt *realtime.Route, url string, ws *websocket.Conn)
+		extra    []string // events between msg:c and close
+		code     int
+		reason   string // of the cause
+		cause    error  // that errors.Is must find in the cause, if any
+		notCause error  // that errors.Is must not find
+	}
+	onBye := func(c *realtime.Conn, m realtime.Message) error {
+		switch string(m.Data) {
+		case "bye":
+			return c.Close(4002, "server bye")
+		case "fail":
+			return fmt.Errorf("handling %q: %w", m.Data, errBoom)
+		case "panic":
+			panic("kaboom")
+		}
+		return c.Send(m)
+	}
+	tests := []test{{
+		name: "client close frame",
+		end: func(t *testing.T, _ *realtime.Route, _ string, ws *websocket.Conn) {
+			ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4001, "client bye"), time.Now().Add(lcWait))
+			lcCloseFrame(t, ws, 4001, "") // gorilla's echo carries the code only
+		},
+		code: 4001, reason: "client bye",
+	}, {
+		name:      "server close",
+		onMessage: onBye,
+		end: func(t *testing.T, _ *realtime.Route, _ string, ws *websocket.Conn) {
+			lcSend(t, ws, "bye")
+			lcCloseFrame(t, ws, 4002, "server bye")
+		},
+		extra: []string{"msg:bye"},
+		code:  4002, reason: "server bye",
+	}, {
+		name: "tcp drop",
+		end: func(t *testing.T, _ *realtime.Route, _ string, ws *websocket.Conn) {
+			ws.NetConn().Close()
+		},
+		code: realtime.CloseAbnormal, notCause: realtime.ErrPingTimeout,
+	}, {
+		name: "ping timeout",
+		// The client pongs while it reads the echoes; the first ping comes
+		// after 20ms, and PongTimeout leaves room for a slow -race run.
+		opts: realtime.Options{PingInterval: 20 * time.Millisecond, PongTimeout: 150 * time.Millisecond},
+		end: func(t *testing.T, _ *realtime.Route, _ string, ws *websocket.Conn) {
+			pinged := make(chan struct{}, 1)
+			ws.SetPingHandler(func(string) error { // read pings, answer none
+				select {
+				case pinged <- struct{}{}:
+				default:
+				}
+				return nil
+			})
+			err := lcReadEnd(t, ws)
+			if websocket.IsCloseError(err, websocket.CloseAbnormalClosure) == false {
+				t.Errorf("client read %v, want the connection dropped (1006)", err)
+			}
+			select {
+			case <-pinged:
+			default:
+				t.Error("the server never pinged")
+			}
+		},
+		code: realtime.CloseAbnormal, cause: realtime.ErrPingTimeout,
+	}, {
+		name: "read limit",
+		opts: realtime.Options{ReadLimit: 64},
+		end: func(t *testing.T, _ *realtime.Route, _ string, ws *websocket.Conn) {
+			lcSend(t, ws, strings.Repeat("x", 500))
+			lcCloseFrame(t, ws, websocket.CloseMessageTooBig, "")
+		},
+		code: realtime.CloseTooBig, cause: realtime.ErrReadLimit,
+	}, {
+		name:      "handler error",
+		onMessage: onBye,
+		end: func(t *testing.T, _ *realtime.Route, _ string, ws *websocket.Conn) {
+			lcSend(t, ws, "fail")
+			lcCloseFrame(t, ws, websocket.CloseInternalServerErr, "internal error")
+		},
+		extra: []string{"msg:fail"},
+		code:  realtime.CloseInternalError, reason: "internal error", cause: errBoom,
+	}, {
+		name:      "handler panic",
+		onMessage: onBye,
+		end: func(t *testing.T, _ *realtime.Route, _ string, ws *websocket.Conn) {
+			lcSend(t, ws, "panic")
+			lcCloseFrame(t, ws, websocket.CloseInternalServerErr, "internal error")
+		},
+		extra: []string{"msg:panic"},
+		code:  realtime.CloseInternalError, reason: "internal error", cause: realtime.ErrHandlerPanic,
+	}, {
+		name: "shutdown",
+		end: func(t *testing.T, rt *realtime.Route, url string, ws *websocket.Conn) {
+			done := make(chan error, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), lcWait)
+				defer cancel()
+				done <- rt.Shutdown(ctx)
+			}()
+			lcCloseFrame(t, ws, websocket.CloseGoingAway, "server shutting down")
+			if err := lcAwait(t, done, "Shutdown"); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+			lcRefused(t, url, nil, http.StatusServiceUnavailable)
+		},
+		code: realtime.CloseGoingAway, cause: realtime.ErrServerClosed,
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := newRecorder()
+			rec.onMessage = tt.onMessage
+			rt := realtime.NewRoute(rec.handler(), lcOpts(tt.opts))
+			url := lcServe(t, rt, nil)
+			ws := lcDial(t, url, nil)
+			c := lcAwait(t, rec.opened, "Open")
+			for _, s := range []string{"a", "b", "c"} {
+				lcSend(t, ws, s)
+			}
+			for _, s := range []string{"a", "b", "c"} {
+				if got := lcRead(t, ws); got != s {
+					t.Fatalf("echo = %q, want %q", got, s)
+				}
+			}
+			tt.end(t, rt, url, ws)
+
+			want := append([]string{"open", "msg:a", "msg:b", "msg:c"}, tt.extra...)
+			want = append(want, "close:"+strconv.Itoa(tt.code))
+			cause := rec.ended(t, c, want...)
+			var ce *realtime.CloseError
+			if !errors.As(cause, &ce) {
+				t.Fatalf("cause %T %v is not a *realtime.CloseError", cause, cause)
+			}
+			if ce.Code != tt.code {
+				t.Errorf("cause code = %d, want %d", ce.Code, tt.code)
+			}
+			if tt.reason != "" && ce.Reason != tt.reason {
+				t.Errorf("cause reason = %q, want %q", ce.Reason, tt.reason)
+			}
+			if tt.cause != nil && !errors.Is(cause, tt.cause) {
+				t.Errorf("cause %v does not wrap %v", cause, tt.cause)
+			}
+			if tt.notCause != nil && errors.Is(cause, tt.notCause) {
+				t.Errorf("cause %v wraps %v", cause, tt.notCause)
+			}
+			if n := rt.Len(); n != 0 {
+				t.Errorf("route still holds %d connections", n)
+			}
+		})
+	}
+}
+
+// TestOpenError checks that an error from Open closes the connection with
+// the code it chose, and that Close is still called, once.
+func TestOpenError(t *testing.T) {
+	rec := newRecorder()
+	rec.onOpen = func(c *realtime.Conn) error {
+		c.SendText("welcome") // queued before the close: still delivered
+		return &realtime.CloseError{Code: 4003, Reason: "not today"}
+	}
+	rt := realtime.NewRoute(rec.handler(), lcOpts(realtime.Options{}))
+	ws := lcDial(t, lcServe(t, rt, nil), nil)
+	c := lcAwait(t, rec.opened, "Open")
+	if got := lcRead(t, ws); got != "welcome" {
+		t.Errorf("first message = %q, want the one Open queued", got)
+	}
+	lcCloseFrame(t, ws, 4003, "not today")
+	if code := realtime.CloseStatus(rec.ended(t, c, "open", "close:4003")); code != 4003 {
+		t.Errorf("close code = %d", code)
+	}
+}
+
+// TestPanicClosesOnlyItsConnection checks that a panicking handler closes
+// its own connection with 1011 while another one on the route goes on.
+func TestPanicClosesOnlyItsConnection(t *testing.T) {
+	rec := newRecorder()
+	rec.onMessage = func(c *realtime.Conn, m realtime.Message) error {
+		if string(m.Data) == "panic" {
+			panic("kaboom")
+		}
+		return c.Send(m)
+	}
+	rt := realtime.NewRoute(rec.handler(), lcOpts(realtime.Options{}))
+	url := lcServe(t, rt, nil)
+	good := lcDial(t, url, nil)
+	goodConn := lcAwait(t, rec.opened, "Open")
+	bad := lcDial(t, url, nil)
+	badConn := lcAwait(t, rec.opened, "Open")
+
+	lcSend(t, bad, "panic")
+	lcCloseFrame(t, bad, websocket.CloseInternalServerErr, "internal error")
+	cause := rec.ended(t, badConn, "open", "msg:panic", "close:1011")
+	var pe *realtime.PanicError
+	if !errors.As(cause, &pe) || pe.Value != "kaboom" || len(pe.Stack) == 0 {
+		t.Errorf("cause %v carries no *PanicError with the value and stack", cause)
+	}
+
+	for _, s := range []string{"still", "here"} {
+		lcSend(t, good, s)
+		if got := lcRead(t, good); got != s {
+			t.Fatalf("other connection echoed %q, want %q", got, s)
+		}
+	}
+	if goodConn.Cause() != nil {
+		t.Errorf("other connection closed: %v", goodConn.Cause())
+	}
+	good.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(lcWait))
+	lcCloseFrame(t, good, 1000, "")
+	rec.ended(t, goodConn, "open", "msg:still", "msg:here", "close:1000")
+}
+
+// Silence unused imports until the remaining tests land.
+var (
+	_ = runtime.Gosched
+	_ atomic.Int32
+	_ = gin.New
+	_ = rtgin.Handler
+)
