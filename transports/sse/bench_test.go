@@ -2,11 +2,10 @@ package sse_test
 
 import (
 	"context"
-	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,7 +27,13 @@ const benchDeadline = 2 * time.Minute
 //
 //   - nethttp: a minimal hand-written net/http loop (write, Flush, per event);
 //   - r3labs: github.com/r3labs/sse/v2's server, one Publish per event;
-//   - rtkit: a realtime route over SSE, one Conn.Send per event.
+//   - rtkit: a realtime route over SSE, one Conn.Send per event, with a
+//     session backlog (ResumeBuffer) that holds all b.N events, so the
+//     producer is never refused;
+//   - rtkit-paced: the same with the default backlog (256), the producer
+//     kept fewer than 256 events ahead of what the client has parsed by an
+//     in-process credit, as OverflowBlock would do if it paced SSE (see
+//     benchPushRtkit).
 //
 // Setup (listening, connecting, the first bytes of the stream) and teardown
 // are outside the timer; the timed part starts the producer and ends when
@@ -36,7 +41,8 @@ const benchDeadline = 2 * time.Minute
 func BenchmarkPush(b *testing.B) {
 	b.Run("nethttp", benchPushNetHTTP)
 	b.Run("r3labs", benchPushR3labs)
-	b.Run("rtkit", benchPushRtkit)
+	b.Run("rtkit", func(b *testing.B) { benchPushRtkit(b, 0) })
+	b.Run("rtkit-paced", func(b *testing.B) { benchPushRtkit(b, realtime.DefaultSendQueue) })
 }
 
 // benchClient returns an HTTP client of its own, whose connections are
@@ -70,8 +76,9 @@ func benchGet(b *testing.B, client *http.Client, url string) *http.Response {
 }
 
 // benchCount reads events until it has counted n "message" events carrying
-// benchPayload. Any other event fails the benchmark.
-func benchCount(b *testing.B, r *sse.Reader, n int) {
+// benchPayload. Any other event fails the benchmark. counted, if set, is
+// told the count every 64 events.
+func benchCount(b *testing.B, r *sse.Reader, n int, counted func(int)) {
 	b.Helper()
 	for got := 0; got < n; {
 		ev, err := r.Next()
@@ -82,16 +89,19 @@ func benchCount(b *testing.B, r *sse.Reader, n int) {
 			b.Fatalf("event %d: type %q, %d bytes of data: %q", got, ev.Type, len(ev.Data), ev.Data)
 		}
 		got++
+		if counted != nil && got%64 == 0 {
+			counted(got)
+		}
 	}
 }
 
 // benchPushTimed runs the timed part: start releases the producer, and the
 // benchmark goroutine counts the events.
-func benchPushTimed(b *testing.B, r *sse.Reader, start func()) {
+func benchPushTimed(b *testing.B, r *sse.Reader, start func(), counted func(int)) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	start()
-	benchCount(b, r, b.N)
+	benchCount(b, r, b.N, counted)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
@@ -121,7 +131,7 @@ func benchPushNetHTTP(b *testing.B) {
 	}))
 	b.Cleanup(srv.Close)
 	resp := benchGet(b, benchClient(b), srv.URL+"/")
-	benchPushTimed(b, sse.NewReader(resp.Body), func() { close(start) })
+	benchPushTimed(b, sse.NewReader(resp.Body), func() { close(start) }, nil)
 }
 
 func benchPushR3labs(b *testing.B) {
@@ -173,14 +183,42 @@ func benchPushR3labs(b *testing.B) {
 	case <-time.After(benchDeadline):
 		b.Fatal("r3labs: no subscriber")
 	}
-	benchPushTimed(b, sse.NewReader(resp.Body), func() { close(start) })
+	benchPushTimed(b, sse.NewReader(resp.Body), func() { close(start) }, nil)
 }
 
-func benchPushRtkit(b *testing.B) {
+// benchPushRtkit pushes b.N events over a realtime route. With window 0
+// the session's backlog holds every event. Otherwise the backlog keeps its
+// default size, window, and the producer waits for credit whenever it is
+// window-64 events ahead of the client: OverflowBlock does not pace a
+// session (session.Write refuses a full backlog and the connection closes
+// with 1008), so without the credit a fast producer is cut off after a few
+// hundred events.
+func benchPushRtkit(b *testing.B, window int) {
 	n := b.N
 	start := make(chan struct{})
 	msg := realtime.Text(benchPayload) // shared: Send does not modify it
 	sent := make(chan error, 1)
+	var received atomic.Int64
+	credit := make(chan struct{}, 1)
+	var counted func(int)
+	opts := &realtime.Options{
+		Transports: []realtime.Kind{realtime.SSE},
+		Overflow:   realtime.OverflowBlock,
+		Logger:     discard(),
+	}
+	if window == 0 {
+		opts.ResumeBuffer = n + 1
+		opts.SendQueueBytes = (n + 1) * len(benchPayload)
+	} else {
+		opts.ResumeBuffer = window
+		counted = func(got int) {
+			received.Store(int64(got))
+			select {
+			case credit <- struct{}{}:
+			default:
+			}
+		}
+	}
 	route := realtime.NewRoute(realtime.Funcs{
 		OnOpen: func(c *realtime.Conn) error {
 			c.Go(func(ctx context.Context) error {
@@ -190,7 +228,19 @@ func benchPushRtkit(b *testing.B) {
 					sent <- ctx.Err()
 					return nil
 				}
-				for range n {
+				for i := range n {
+					// The client has parsed (so the session has
+					// delivered) at least received events: fewer than
+					// window-64 are undelivered, and the backlog never
+					// overflows.
+					for window > 0 && int64(i)-received.Load() >= int64(window-64) {
+						select {
+						case <-credit:
+						case <-ctx.Done():
+							sent <- ctx.Err()
+							return nil
+						}
+					}
 					if err := c.Send(msg); err != nil {
 						sent <- err
 						return err
@@ -201,15 +251,7 @@ func benchPushRtkit(b *testing.B) {
 			})
 			return nil
 		},
-	}, &realtime.Options{
-		Transports: []realtime.Kind{realtime.SSE},
-		Overflow:   realtime.OverflowBlock,
-		// The session's backlog is what paces a producer on SSE (see the
-		// report): it must hold every event not yet handed to the stream.
-		ResumeBuffer:   n + 1,
-		SendQueueBytes: (n + 1) * len(benchPayload),
-		Logger:         discard(),
-	})
+	}, opts)
 	srv := httptest.NewServer(route)
 	b.Cleanup(srv.Close)
 	b.Cleanup(func() {
@@ -224,8 +266,8 @@ func benchPushRtkit(b *testing.B) {
 	if ev, err := r.Next(); err != nil || ev.Type != sse.EventSession {
 		b.Fatalf("first event %q, %v", ev.Type, err)
 	}
-	benchPushTimed(b, r, func() { close(start) })
-	if err := <-sent; err != nil && !errors.Is(err, io.EOF) {
+	benchPushTimed(b, r, func() { close(start) }, counted)
+	if err := <-sent; err != nil {
 		b.Fatal("producer:", err)
 	}
 }
