@@ -80,6 +80,12 @@ func (l *Link) OpenSession(r *http.Request) string {
 	rt.mu.Lock()
 	rt.sessions[s.token] = s
 	rt.mu.Unlock()
+	// Until a transport attaches, the session is as good as dropped: a
+	// client that opens a long-poll session and never polls must not hold
+	// it forever.
+	s.mu.Lock()
+	s.grace = c.opts.Clock.AfterFunc(c.opts.ResumeWindow, s.detachedTimeout)
+	s.mu.Unlock()
 	l.c.open(s)
 	return s.token
 }
