@@ -103,6 +103,7 @@ func lcAwait[T any](t *testing.T, ch <-chan T, what string) T {
 	case v := <-ch:
 		return v
 	case <-time.After(lcWait):
+		buf := make([]byte, 1<<20); buf = buf[:runtime.Stack(buf, true)]; t.Log(string(buf))
 		t.Fatalf("timed out waiting for %s", what)
 		panic("unreachable")
 	}
@@ -468,10 +469,397 @@ func TestPanicClosesOnlyItsConnection(t *testing.T) {
 	rec.ended(t, goodConn, "open", "msg:still", "msg:here", "close:1000")
 }
 
-// Silence unused imports until the remaining tests land.
-var (
-	_ = runtime.Gosched
-	_ atomic.Int32
-	_ = gin.New
-	_ = rtgin.Handler
-)
+// TestConcurrentSend sends from 20 goroutines at once, 200 messages each,
+// through a small queue that makes them wait for the writer: every message
+// arrives, and each goroutine's messages arrive in the order it sent them.
+func TestConcurrentSend(t *testing.T) {
+	const senders, each = 20, 200
+	sendErr := make(chan error, senders)
+	rec := newRecorder()
+	rec.onOpen = func(c *realtime.Conn) error {
+		for g := range senders {
+			c.Go(func(ctx context.Context) error {
+				for i := range each {
+					if err := c.SendText(fmt.Sprintf("%d/%d", g, i)); err != nil {
+						sendErr <- fmt.Errorf("sender %d, message %d: %w", g, i, err)
+						return nil
+					}
+				}
+				return nil
+			})
+		}
+		return nil
+	}
+	rt := realtime.NewRoute(rec.handler(), lcOpts(realtime.Options{SendQueue: 64, Overflow: realtime.OverflowBlock}))
+	ws := lcDial(t, lcServe(t, rt, nil), nil)
+	c := lcAwait(t, rec.opened, "Open")
+
+	next := make([]int, senders)
+	for n := 0; n < senders*each; n++ {
+		var g, i int
+		msg := lcRead(t, ws)
+		if _, err := fmt.Sscanf(msg, "%d/%d", &g, &i); err != nil || g < 0 || g >= senders {
+			t.Fatalf("message %d = %q", n, msg)
+		}
+		if i != next[g] {
+			t.Fatalf("sender %d: got message %d, want %d", g, i, next[g])
+		}
+		next[g]++
+	}
+	select {
+	case err := <-sendErr:
+		t.Fatal(err)
+	default:
+	}
+	if d := c.Dropped(); d != 0 {
+		t.Errorf("Dropped() = %d, want 0", d)
+	}
+	ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(lcWait))
+	lcCloseFrame(t, ws, 1000, "")
+	rec.ended(t, c, "open", "close:1000")
+}
+
+// slowReaderMsg is large enough for a few hundred of them to fill the
+// loopback socket buffers of a client that never reads.
+var slowReaderMsg = strings.Repeat("z", 32<<10)
+
+// TestSlowReaderClosed checks the default overflow policy: a client that
+// never reads fills its queue, Send returns ErrQueueFull and the connection
+// closes with 1008 and the cause ErrQueueFull.
+func TestSlowReaderClosed(t *testing.T) {
+	const queue = 16
+	sent := make(chan int, 1)
+	rec := newRecorder()
+	rec.onOpen = func(c *realtime.Conn) error {
+		c.Go(func(ctx context.Context) error {
+			for n := 0; n < 100000; n++ {
+				if err := c.SendText(slowReaderMsg); err != nil {
+					if !errors.Is(err, realtime.ErrQueueFull) {
+						t.Errorf("Send after %d messages: %v, want ErrQueueFull", n, err)
+					}
+					sent <- n
+					return nil
+				}
+			}
+			t.Error("the queue never filled")
+			sent <- -1
+			return nil
+		})
+		return nil
+	}
+	rt := realtime.NewRoute(rec.handler(), lcOpts(realtime.Options{SendQueue: queue}))
+	ws := lcDial(t, lcServe(t, rt, nil), nil)
+	c := lcAwait(t, rec.opened, "Open")
+	if n := lcAwait(t, sent, "the sender"); n < queue {
+		t.Errorf("Send failed after %d messages, before the queue of %d was full", n, queue)
+	}
+	if err := c.SendText("late"); !errors.Is(err, realtime.ErrClosed) {
+		t.Errorf("Send after the overflow = %v, want ErrClosed", err)
+	}
+	// Now the client reads: what was written, then the end of the
+	// connection: a 1008 close frame, which it answers, or a drop if the
+	// frame could not get through the full socket buffers in time. (Until
+	// the client answers, the server waits up to WriteTimeout for it.)
+	err := lcReadEnd(t, ws)
+	if !websocket.IsCloseError(err, websocket.ClosePolicyViolation, websocket.CloseAbnormalClosure) {
+		t.Errorf("client read %v, want 1008 or a dropped connection", err)
+	}
+	cause := rec.ended(t, c, "open", "close:1008")
+	if !errors.Is(cause, realtime.ErrQueueFull) {
+		t.Errorf("cause = %v, want it to wrap ErrQueueFull", cause)
+	}
+}
+
+// TestSlowReaderDropOldest checks OverflowDropOldest: the connection stays
+// open, the oldest messages are dropped to keep the queue within its
+// bound, and every message is either delivered, in order, or counted in
+// Dropped.
+func TestSlowReaderDropOldest(t *testing.T) {
+	const queue = 16
+	sent := make(chan int, 1)
+	rec := newRecorder()
+	rec.onOpen = func(c *realtime.Conn) error {
+		c.Go(func(ctx context.Context) error {
+			n := 0
+			for ; n < 100000 && c.Dropped() < 2*queue; n++ {
+				if err := c.SendText(strconv.Itoa(n) + " " + slowReaderMsg); err != nil {
+					t.Errorf("Send %d: %v", n, err)
+					break
+				}
+			}
+			if err := c.SendText("end"); err != nil {
+				t.Errorf("Send end: %v", err)
+			}
+			sent <- n
+			return nil
+		})
+		return nil
+	}
+	rt := realtime.NewRoute(rec.handler(), lcOpts(realtime.Options{SendQueue: queue, Overflow: realtime.OverflowDropOldest}))
+	ws := lcDial(t, lcServe(t, rt, nil), nil)
+	c := lcAwait(t, rec.opened, "Open")
+	sentN := lcAwait(t, sent, "the sender")
+	if c.Dropped() == 0 {
+		t.Fatalf("nothing dropped after %d messages to a client that does not read", sentN)
+	}
+	if c.Cause() != nil {
+		t.Fatalf("connection closed: %v", c.Cause())
+	}
+
+	// The client reads at last: the survivors arrive in order, then "end".
+	got, last := 0, -1
+	for {
+		msg := lcRead(t, ws)
+		if msg == "end" {
+			break
+		}
+		n, err := strconv.Atoi(msg[:strings.IndexByte(msg, ' ')])
+		if err != nil || n <= last || n >= sentN {
+			t.Fatalf("message %q after %d", msg[:min(len(msg), 16)], last)
+		}
+		last = n
+		got++
+	}
+	// Each message was written or dropped; and as the queue holds at most
+	// 16, at most 16 of the last messages sent were still waiting.
+	if d := c.Dropped(); uint64(got)+d != uint64(sentN) {
+		t.Errorf("received %d + dropped %d != sent %d", got, d, sentN)
+	}
+	ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(lcWait))
+	lcCloseFrame(t, ws, 1000, "")
+	rec.ended(t, c, "open", "close:1000")
+}
+
+// TestSlowReaderDropNewest checks OverflowDropNewest: Send refuses what
+// does not fit with ErrQueueFull and the connection stays open.
+func TestSlowReaderDropNewest(t *testing.T) {
+	const queue = 16
+	refused := make(chan int, 1)
+	rec := newRecorder()
+	rec.onOpen = func(c *realtime.Conn) error {
+		// Within a callback nothing is written until it returns: the
+		// queue's bound is exactly what Send accepts.
+		for n := 0; n < 2*queue; n++ {
+			if err := c.SendText(strconv.Itoa(n)); err != nil {
+				if !errors.Is(err, realtime.ErrQueueFull) {
+					t.Errorf("Send %d: %v", n, err)
+				}
+				refused <- n
+				return nil
+			}
+		}
+		refused <- -1
+		return nil
+	}
+	rt := realtime.NewRoute(rec.handler(), lcOpts(realtime.Options{SendQueue: queue, Overflow: realtime.OverflowDropNewest}))
+	ws := lcDial(t, lcServe(t, rt, nil), nil)
+	c := lcAwait(t, rec.opened, "Open")
+	if n := lcAwait(t, refused, "Open's sends"); n != queue {
+		t.Errorf("first refused Send was number %d, want %d", n, queue)
+	}
+	for n := range queue {
+		if got := lcRead(t, ws); got != strconv.Itoa(n) {
+			t.Fatalf("message %d = %q", n, got)
+		}
+	}
+	if c.Cause() != nil || c.Dropped() != 1 {
+		t.Errorf("cause %v, dropped %d: want open with 1 dropped", c.Cause(), c.Dropped())
+	}
+	lcSend(t, ws, "still open")
+	if got := lcRead(t, ws); got != "still open" {
+		t.Errorf("echo = %q", got)
+	}
+	ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(lcWait))
+	lcCloseFrame(t, ws, 1000, "")
+	rec.ended(t, c, "open", "msg:still open", "close:1000")
+}
+
+// TestOrigin checks that a cross-origin upgrade is refused with 403 before
+// the handler runs, unless Options.AllowedOrigins lists the origin.
+func TestOrigin(t *testing.T) {
+	evil := http.Header{"Origin": {"http://evil.example"}}
+	t.Run("refused by default", func(t *testing.T) {
+		rec := newRecorder()
+		rt := realtime.NewRoute(rec.handler(), lcOpts(realtime.Options{}))
+		url := lcServe(t, rt, nil)
+		lcRefused(t, url, evil, http.StatusForbidden)
+		if n := rec.opens(); n != 0 {
+			t.Errorf("handler opened %d connections", n)
+		}
+		// Same-origin and non-browser clients are accepted.
+		same := http.Header{"Origin": {"http" + strings.TrimPrefix(url, "ws")}}
+		for _, hdr := range []http.Header{same, nil} {
+			ws := lcDial(t, url, hdr)
+			c := lcAwait(t, rec.opened, "Open")
+			ws.Close()
+			lcAwait(t, c.Done(), "the connection's end")
+		}
+	})
+	t.Run("allowed", func(t *testing.T) {
+		rec := newRecorder()
+		rt := realtime.NewRoute(rec.handler(), lcOpts(realtime.Options{AllowedOrigins: []string{"http://evil.example"}}))
+		url := lcServe(t, rt, nil)
+		ws := lcDial(t, url, evil)
+		c := lcAwait(t, rec.opened, "Open")
+		lcSend(t, ws, "hi")
+		if got := lcRead(t, ws); got != "hi" {
+			t.Errorf("echo = %q", got)
+		}
+		lcRefused(t, url, http.Header{"Origin": {"http://other.example"}}, http.StatusForbidden)
+		ws.Close()
+		lcAwait(t, c.Done(), "the connection's end")
+	})
+}
+
+// TestMiddlewareRejects checks that net/http middleware refusing a request
+// stops it before the upgrade: the client gets 401, the handler never runs
+// and the refusal holds no place under MaxConns.
+func TestMiddlewareRejects(t *testing.T) {
+	rec := newRecorder()
+	rt := realtime.NewRoute(rec.handler(), lcOpts(realtime.Options{MaxConns: 1}))
+	auth := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("token") != "secret" {
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	url := lcServe(t, rt, auth)
+	for range 3 {
+		lcRefused(t, url, nil, http.StatusUnauthorized)
+	}
+	if n := rec.opens(); n != 0 || rt.Len() != 0 {
+		t.Fatalf("handler opened %d, route holds %d after refusals", n, rt.Len())
+	}
+	ws := lcDial(t, url+"?token=secret", nil)
+	c := lcAwait(t, rec.opened, "Open")
+	ws.Close()
+	lcAwait(t, c.Done(), "the connection's end")
+}
+
+// TestGinMiddlewareRejects adds to rtgin's own tests: behind gin, a request
+// that middleware aborts takes no place under MaxConns, and the route's
+// own refusals (503 beyond MaxConns) still reach the client through gin.
+func TestGinMiddlewareRejects(t *testing.T) {
+	rec := newRecorder()
+	rt := realtime.NewRoute(rec.handler(), lcOpts(realtime.Options{MaxConns: 1}))
+	r := gin.New()
+	r.GET("/ws", func(c *gin.Context) {
+		if c.Query("token") != "secret" {
+			c.AbortWithStatus(http.StatusUnauthorized)
+		}
+	}, rtgin.Handler(rt))
+	url := lcServe(t, rt, func(http.Handler) http.Handler { return r }) + "/ws"
+	for range 3 {
+		lcRefused(t, url, nil, http.StatusUnauthorized)
+	}
+	if n := rec.opens(); n != 0 || rt.Len() != 0 {
+		t.Fatalf("handler opened %d, route holds %d after refusals", n, rt.Len())
+	}
+	ws := lcDial(t, url+"?token=secret", nil)
+	c := lcAwait(t, rec.opened, "Open")
+	lcRefused(t, url+"?token=secret", nil, http.StatusServiceUnavailable)
+	ws.Close()
+	lcAwait(t, c.Done(), "the connection's end")
+	if n := rec.opens(); n != 1 {
+		t.Errorf("handler opened %d connections, want 1", n)
+	}
+}
+
+// TestMaxConns checks that the dial beyond MaxConns gets 503 without
+// reaching the handler, and that a closed connection frees its place.
+func TestMaxConns(t *testing.T) {
+	const max = 3
+	rec := newRecorder()
+	rt := realtime.NewRoute(rec.handler(), lcOpts(realtime.Options{MaxConns: max}))
+	url := lcServe(t, rt, nil)
+	var clients []*websocket.Conn
+	var conns []*realtime.Conn
+	for range max {
+		clients = append(clients, lcDial(t, url, nil))
+		conns = append(conns, lcAwait(t, rec.opened, "Open"))
+	}
+	lcRefused(t, url, nil, http.StatusServiceUnavailable)
+	if n := rec.opens(); n != max {
+		t.Fatalf("handler opened %d connections, want %d", n, max)
+	}
+	clients[0].Close()
+	lcAwait(t, conns[0].Done(), "the connection's end")
+	lcDial(t, url, nil)
+	lcAwait(t, rec.opened, "Open")
+	lcRefused(t, url, nil, http.StatusServiceUnavailable)
+	if n := rec.opens(); n != max+1 {
+		t.Errorf("handler opened %d connections, want %d", n, max+1)
+	}
+}
+
+// TestEveryAndGoStopBeforeClose checks that the connection's Every ticker
+// and Go goroutines have stopped before the handler's Close runs, for a
+// close by the server (from a tick) and by the client.
+func TestEveryAndGoStopBeforeClose(t *testing.T) {
+	for _, byServer := range []bool{true, false} {
+		t.Run(fmt.Sprintf("server=%v", byServer), func(t *testing.T) {
+			var (
+				closing   atomic.Bool  // the handler's Close has started
+				goDone    atomic.Bool  // the Go goroutine has returned
+				ticks     atomic.Int32 // ticks run
+				lateTicks atomic.Int32 // ticks run once Close had started
+			)
+			ticked := make(chan struct{}, 1)
+			closed := make(chan [2]bool, 1)
+			rt := realtime.NewRoute(realtime.Funcs{
+				OnOpen: func(c *realtime.Conn) error {
+					c.Every(5*time.Millisecond, func() {
+						if closing.Load() {
+							lateTicks.Add(1)
+						}
+						if ticks.Add(1) == 3 {
+							if byServer {
+								c.Close(1000, "done")
+							}
+							ticked <- struct{}{}
+						}
+					})
+					c.Go(func(ctx context.Context) error {
+						<-ctx.Done()
+						// Linger a little after cancellation, so that a Close
+						// that does not wait would run before we return.
+						for range 1000 {
+							runtime.Gosched()
+						}
+						goDone.Store(true)
+						return nil
+					})
+					return nil
+				},
+				OnClose: func(c *realtime.Conn, err error) {
+					closing.Store(true)
+					closed <- [2]bool{goDone.Load(), c.Context().Err() != nil}
+				},
+			}, lcOpts(realtime.Options{}))
+			ws := lcDial(t, lcServe(t, rt, nil), nil)
+			lcAwait(t, ticked, "three ticks")
+			if byServer {
+				lcCloseFrame(t, ws, 1000, "done")
+			} else {
+				ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(lcWait))
+				lcCloseFrame(t, ws, 1000, "")
+			}
+			got := lcAwait(t, closed, "the handler's Close")
+			if !got[0] {
+				t.Error("Close ran before the Go goroutine returned")
+			}
+			if !got[1] {
+				t.Error("Close ran with the connection's context not cancelled")
+			}
+			// A tick that would still come must come within a few periods.
+			n := ticks.Load()
+			<-time.After(30 * time.Millisecond)
+			if late := lateTicks.Load(); late != 0 || ticks.Load() != n {
+				t.Errorf("%d ticks after Close started (%d then %d ticks)", late, n, ticks.Load())
+			}
+		})
+	}
+}
