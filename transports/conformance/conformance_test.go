@@ -66,9 +66,8 @@ func newFixture(t *testing.T, tr transport, h realtime.Funcs, o realtime.Options
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	o.Transports = []realtime.Kind{tr.kind}
-	if tr.kind == realtime.Memory {
-		o.Transports = nil
+	if len(o.Transports) == 0 && tr.kind != realtime.Memory {
+		o.Transports = []realtime.Kind{tr.kind}
 	}
 	rec := realtime.Funcs{
 		OnOpen: func(c *realtime.Conn) error {
@@ -436,5 +435,156 @@ func TestConcurrentSends(t *testing.T) {
 			next[g]++
 		}
 		wg.Wait()
+	})
+}
+
+// sessions are the transports whose connection outlives a dropped request.
+func eachSession(t *testing.T, test func(t *testing.T, tr transport)) {
+	for _, tr := range transports {
+		if tr.kind == realtime.SSE || tr.kind == realtime.LongPoll {
+			t.Run(string(tr.kind), func(t *testing.T) { test(t, tr) })
+		}
+	}
+}
+
+func TestResumeWithoutLoss(t *testing.T) {
+	eachSession(t, func(t *testing.T, tr transport) {
+		f := newFixture(t, tr, echo, realtime.Options{})
+		p := f.dial(nil).(resumer)
+		c := f.nextOpen()
+		p.SendText("before")
+		if got := recv(t, p); got != "before" {
+			t.Fatalf("got %q", got)
+		}
+		p.Drop()
+		for i := range 5 {
+			if err := c.SendText(fmt.Sprint("while away ", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p.Resume(t)
+		for i := range 5 {
+			if got, want := recv(t, p), fmt.Sprint("while away ", i); got != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		}
+		p.SendText("after")
+		if got := recv(t, p); got != "after" {
+			t.Fatalf("got %q, want after (each message exactly once)", got)
+		}
+		if c.Cause() != nil {
+			t.Fatalf("the handler saw the blip: %v", c.Cause())
+		}
+	})
+}
+
+func TestResumeBeyondBacklogIsAGap(t *testing.T) {
+	eachSession(t, func(t *testing.T, tr transport) {
+		f := newFixture(t, tr, echo, realtime.Options{ResumeBuffer: 3, Overflow: realtime.OverflowDropOldest})
+		p := f.dial(nil).(resumer)
+		c := f.nextOpen()
+		p.Drop()
+		for i := range 6 {
+			c.SendText(fmt.Sprint(i))
+		}
+		p.Resume(t)
+		if got := recv(t, p); got != `gap:{"after":0}` {
+			t.Fatalf("got %q, want the gap first", got)
+		}
+		for _, want := range []string{"3", "4", "5"} {
+			if got := recv(t, p); got != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		}
+	})
+}
+
+// Session tokens: a wrong one, another identity's, and an expired one all
+// get 404 with a JSON error, and reach no handler.
+func TestTokenMisuse(t *testing.T) {
+	eachSession(t, func(t *testing.T, tr transport) {
+		f := newFixture(t, tr, echo, realtime.Options{
+			Identity:     func(r *http.Request) string { return r.Header.Get("X-User") },
+			ResumeWindow: 10 * time.Second,
+		})
+		ada := f.dial(http.Header{"X-User": {"ada"}})
+		c := f.nextOpen()
+		token := ada.(resumer).Token()
+		post := func(token, user string) (int, string) {
+			req, _ := http.NewRequest(http.MethodPost, f.url, strings.NewReader("x"))
+			req.Header.Set(realtime.HeaderToken, token)
+			req.Header.Set("X-User", user)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
+		}
+		for _, tc := range []struct{ name, token, user string }{
+			{"wrong", "AAAAAAAAAAAAAAAAAAAAAAAAAA", "ada"},
+			{"another identity's", token, "bob"},
+		} {
+			if code, body := post(tc.token, tc.user); code != http.StatusNotFound || !strings.Contains(body, `"error"`) {
+				t.Fatalf("%s token: %d %s", tc.name, code, body)
+			}
+		}
+		if got := f.calls(c); got != "open" {
+			t.Fatalf("a misused token reached the handler: %s", got)
+		}
+		// Expired: closed, then forgotten after ResumeWindow.
+		ada.Close(realtime.CloseNormal, "")
+		f.nextClose()
+		f.clock.Advance(10 * time.Second)
+		if code, body := post(token, "ada"); code != http.StatusNotFound {
+			t.Fatalf("expired token: %d %s", code, body)
+		}
+	})
+}
+
+// SSE and long-polling share the session: a client that falls back from
+// one to the other mid-conversation loses nothing.
+func TestSwitchFromSSEToLongPoll(t *testing.T) {
+	f := newFixture(t, transport{realtime.SSE, dialSSE}, echo, realtime.Options{
+		Transports: []realtime.Kind{realtime.SSE, realtime.LongPoll},
+	})
+	p, err := dialSSE(t, f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := p.(*ssePeer)
+	sp.SendText("on sse")
+	if got := recv(t, sp); got != "on sse" {
+		t.Fatalf("got %q", got)
+	}
+	sp.Drop()
+	sp.SendText("sent meanwhile")
+
+	lp := &lpPeer{session: sp.session}
+	lp.poll()
+	defer lp.stop()
+	if got := recv(t, lp); got != "sent meanwhile" {
+		t.Fatalf("got %q on long-poll", got)
+	}
+	lp.SendText("on longpoll")
+	if got := recv(t, lp); got != "on longpoll" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestBinaryMessages(t *testing.T) {
+	each(t, func(t *testing.T, tr transport) {
+		f := newFixture(t, tr, realtime.Funcs{OnOpen: func(c *realtime.Conn) error {
+			return c.SendBinary([]byte{0, 1, 2, 0xff})
+		}}, realtime.Options{})
+		p := f.dial(nil)
+		want := "bin:AAEC/w==" // base64 over SSE and long-polling, a binary frame over WebSocket
+		if tr.kind == realtime.Memory {
+			want = "\x00\x01\x02\xff"
+		}
+		if got := recv(t, p); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
 	})
 }

@@ -112,8 +112,8 @@ func (p memoryPeer) SendText(s string) error {
 	return nil
 }
 func (p memoryPeer) Receive(ctx context.Context) (string, error) { return p.c.ReceiveText(ctx) }
-func (p memoryPeer) Close(code int, reason string)                { p.c.Close(code, reason) }
-func (p memoryPeer) Drop()                                        { p.c.Drop() }
+func (p memoryPeer) Close(code int, reason string)               { p.c.Close(code, reason) }
+func (p memoryPeer) Drop()                                       { p.c.Drop() }
 
 // wsPeer is a gorilla/websocket client.
 type wsPeer struct {
