@@ -374,7 +374,9 @@ func (c *Conn) handler() Handler { return c.route.handler }
 func (c *Conn) open(w Wire) {
 	c.mu.Lock()
 	c.wire = w
-	c.state = stateOpen
+	if c.state == stateNew { // Shutdown may have closed it already
+		c.state = stateOpen
+	}
 	c.opened = true
 	c.mu.Unlock()
 	c.dispatch(func() error { return c.handler().Open(c) }, false)

@@ -5,10 +5,12 @@ package websocket_test
 // sleeps; keepalive is driven by small PingInterval/PongTimeout options.
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -96,14 +98,16 @@ func lcRefused(t *testing.T, url string, hdr http.Header, want int) {
 	}
 }
 
-// lcAwait receives from ch or fails the test after lcWait.
+// lcAwait receives from ch or, after lcWait, fails the test with every
+// goroutine's stack.
 func lcAwait[T any](t *testing.T, ch <-chan T, what string) T {
 	t.Helper()
 	select {
 	case v := <-ch:
 		return v
 	case <-time.After(lcWait):
-		buf := make([]byte, 1<<20); buf = buf[:runtime.Stack(buf, true)]; t.Log(string(buf))
+		buf := make([]byte, 1<<20) // the stacks say who is stuck
+		t.Logf("goroutines:\n%s", buf[:runtime.Stack(buf, true)])
 		t.Fatalf("timed out waiting for %s", what)
 		panic("unreachable")
 	}
@@ -861,5 +865,79 @@ func TestEveryAndGoStopBeforeClose(t *testing.T) {
 				t.Errorf("%d ticks after Close started (%d then %d ticks)", late, n, ticks.Load())
 			}
 		})
+	}
+}
+
+// gatedHijacker holds the upgrade of a request between its admission by
+// the route and the switch to WebSocket, until gate is closed.
+type gatedHijacker struct {
+	http.ResponseWriter
+	entered chan<- struct{}
+	gate    <-chan struct{}
+}
+
+func (h gatedHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h.entered <- struct{}{}
+	<-h.gate
+	return http.NewResponseController(h.ResponseWriter).Hijack()
+}
+
+// TestShutdownDuringUpgrade checks a connection that Shutdown closes while
+// its upgrade is under way: once it opens it is still closing, so Send in
+// its Open returns ErrClosed, and it ends with 1001 and ErrServerClosed.
+func TestShutdownDuringUpgrade(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	gate := make(chan struct{})
+	var openSend, openClose error
+	rec := newRecorder()
+	rec.onOpen = func(c *realtime.Conn) error {
+		openSend = c.SendText("too late")
+		openClose = c.Close(4000, "from Open")
+		return nil
+	}
+	rt := realtime.NewRoute(rec.handler(), lcOpts(realtime.Options{}))
+	url := lcServe(t, rt, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			next.ServeHTTP(gatedHijacker{w, entered, gate}, r)
+		})
+	})
+	dialed := make(chan *websocket.Conn, 1)
+	go func() {
+		ws, _, err := lcTryDial(url, nil)
+		if err != nil {
+			t.Errorf("dial: %v", err)
+		}
+		dialed <- ws
+	}()
+	lcAwait(t, entered, "the upgrade")
+	conns := rt.Conns()
+	if len(conns) != 1 {
+		t.Fatalf("route holds %d connections during the upgrade, want 1", len(conns))
+	}
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), lcWait)
+		defer cancel()
+		shut <- rt.Shutdown(ctx)
+	}()
+	lcAwait(t, conns[0].Context().Done(), "Shutdown to close the connection")
+	close(gate)
+
+	ws := lcAwait(t, dialed, "the dial")
+	if ws == nil {
+		t.FailNow()
+	}
+	defer ws.Close()
+	lcCloseFrame(t, ws, websocket.CloseGoingAway, "server shutting down")
+	if err := lcAwait(t, shut, "Shutdown"); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	c := lcAwait(t, rec.opened, "Open")
+	cause := rec.ended(t, c, "open", "close:1001")
+	if !errors.Is(cause, realtime.ErrServerClosed) {
+		t.Errorf("cause = %v, want it to wrap ErrServerClosed", cause)
+	}
+	if !errors.Is(openSend, realtime.ErrClosed) || !errors.Is(openClose, realtime.ErrClosed) {
+		t.Errorf("in Open, Send = %v and Close = %v on a closing connection, want ErrClosed", openSend, openClose)
 	}
 }
