@@ -523,6 +523,19 @@ func dial(mode, addr string, n, perIP int, stdin io.Reader, stdout io.Writer) er
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
+	// Stop, even in the middle of dialing, when the parent says so or goes
+	// away.
+	stop := make(chan struct{})
+	go func() {
+		defer close(stop)
+		defer cancel()
+		sc := bufio.NewScanner(stdin)
+		for sc.Scan() {
+			if sc.Text() == "stop" {
+				return
+			}
+		}
+	}()
 
 	const workers = 64
 	var next atomic.Int64
@@ -553,13 +566,7 @@ func dial(mode, addr string, n, perIP int, stdin io.Reader, stdout io.Writer) er
 		return fail
 	}
 	fmt.Fprintf(stdout, "ready %d\n", n)
-	// Hold the connections until the parent says stop or goes away.
-	sc := bufio.NewScanner(stdin)
-	for sc.Scan() {
-		if sc.Text() == "stop" {
-			break
-		}
-	}
+	<-stop // hold the connections
 	return nil
 }
 
