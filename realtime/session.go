@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // Session errors, for transports and clients to branch on.
@@ -111,26 +112,50 @@ func (s *session) bound(r *http.Request) bool {
 	return o == s.origin
 }
 
-// Write appends msgs to the backlog. It never blocks: attachments write to
-// the network at their own pace. When the backlog is full of messages no
-// attachment has taken yet, the peer is too slow and Options.Overflow
-// applies; messages already handed out are kept only for resume and make
-// room as needed.
+// Write appends msgs to the backlog. Attachments write to the network at
+// their own pace. When the backlog is full of messages no attachment has
+// taken yet, the peer is too slow and Options.Overflow applies: the
+// connection closes (ErrQueueFull), the oldest message goes, or, under
+// OverflowBlock, Write waits up to WriteTimeout for the peer to take some.
+// Messages already handed out are kept only for resume and make room as
+// needed.
 func (s *session) Write(msgs []Message) error {
 	o := s.c.opts
+	var timeout <-chan time.Time
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed != nil {
-		return ErrClosed
-	}
 	for _, m := range msgs {
-		for len(s.entries) > 0 && (len(s.entries) >= o.ResumeBuffer || s.bytes+len(m.Data) > o.SendQueueBytes) {
-			if s.entries[0].Seq > s.delivered && o.Overflow != OverflowDropOldest {
+		for {
+			if s.closed != nil {
+				return ErrClosed
+			}
+			if len(s.entries) == 0 || len(s.entries) < o.ResumeBuffer && s.bytes+len(m.Data) <= o.SendQueueBytes {
+				break
+			}
+			if s.entries[0].Seq <= s.delivered || o.Overflow == OverflowDropOldest {
+				s.bytes -= len(s.entries[0].Data)
+				s.entries[0] = Entry{}
+				s.entries = s.entries[1:]
+				continue
+			}
+			if o.Overflow != OverflowBlock {
 				return ErrQueueFull
 			}
-			s.bytes -= len(s.entries[0].Data)
-			s.entries[0] = Entry{}
-			s.entries = s.entries[1:]
+			if timeout == nil {
+				t := time.NewTimer(o.WriteTimeout)
+				defer t.Stop()
+				timeout = t.C
+			}
+			s.signalLocked() // let attachments take what is there
+			wake := s.wake
+			s.mu.Unlock()
+			select {
+			case <-wake:
+				s.mu.Lock()
+			case <-timeout:
+				s.mu.Lock()
+				return ErrWriteTimeout
+			}
 		}
 		s.entries = append(s.entries, Entry{Seq: s.next, Message: m})
 		s.next++
@@ -194,10 +219,12 @@ type Attachment struct {
 	gen uint64
 }
 
-// Attach starts reading the session. A replacing attachment (an SSE
-// stream) supersedes the current one, whose Next then returns
-// ErrSuperseded; an exclusive one (a long-poll) fails with ErrConflict
-// while another is attached.
+// Attach starts reading the session. It supersedes a current
+// non-exclusive attachment (an SSE stream, perhaps one the client has
+// already abandoned for another stream or a long-poll), whose Next then
+// returns ErrSuperseded. While an exclusive attachment (a long-poll) is
+// held, Attach fails with ErrConflict: one poll at a time, so a replayed
+// request cannot steal another's messages.
 func (l *Link) Attach(exclusive bool) (*Attachment, error) {
 	s := l.c.sess
 	s.mu.Lock()
@@ -205,7 +232,7 @@ func (l *Link) Attach(exclusive bool) (*Attachment, error) {
 	if s.gone {
 		return nil, ErrUnknownSession
 	}
-	if s.attach != 0 && (exclusive || s.exclusive) {
+	if s.attach != 0 && s.exclusive {
 		return nil, ErrConflict
 	}
 	s.gens++
@@ -218,6 +245,10 @@ func (l *Link) Attach(exclusive bool) (*Attachment, error) {
 	s.signalLocked() // wakes a superseded attachment
 	return &Attachment{s: s, gen: s.gens}, nil
 }
+
+// maxBatch bounds the entries one Next returns, so that a stream far
+// behind catches up in writes of bounded size.
+const maxBatch = 256
 
 // Next waits until there are entries after the cursor, the connection has
 // closed, the attachment was superseded, or ctx ends, and returns them.
@@ -245,13 +276,15 @@ func (a *Attachment) Next(ctx context.Context, after uint64) (Batch, error) {
 		} else if after+1 < s.next {
 			b.Gap, b.GapAfter = true, after
 		}
-		if i < len(s.entries) {
-			b.Entries = append([]Entry(nil), s.entries[i:]...)
+		end := min(len(s.entries), i+maxBatch)
+		if i < end {
+			b.Entries = append([]Entry(nil), s.entries[i:end]...)
 			if last := b.Entries[len(b.Entries)-1].Seq; last > s.delivered {
 				s.delivered = last
+				s.signalLocked() // a Write may wait for room
 			}
 		}
-		if s.closed != nil {
+		if s.closed != nil && end == len(s.entries) {
 			b.Close = s.closed
 		}
 		if len(b.Entries) > 0 || b.Gap || b.Close != nil {

@@ -386,6 +386,10 @@ func (p *lpPeer) poll() {
 			err = json.NewDecoder(resp.Body).Decode(&out)
 			resp.Body.Close()
 			if err != nil || resp.StatusCode != http.StatusOK {
+				if ctx.Err() == nil {
+					// Make the failure visible to the test.
+					p.msgs <- fmt.Sprintf("poll failed: %d %v", resp.StatusCode, err)
+				}
 				return
 			}
 			if out.Gap != nil {

@@ -38,6 +38,9 @@ const (
 	EventClose   = "close"   // the connection closed: {"code", "reason"}
 )
 
+// maxKeptBuffer is the largest write buffer a stream keeps between writes.
+const maxKeptBuffer = 64 << 10
+
 // retryAfter is the reconnection delay the stream asks browsers for.
 const retryAfter = 2 * time.Second
 
@@ -206,6 +209,9 @@ func (st *stream) flush() error {
 	st.rc.SetWriteDeadline(time.Now().Add(st.opts.WriteTimeout))
 	_, err := st.w.Write(st.buf)
 	st.buf = st.buf[:0]
+	if cap(st.buf) > maxKeptBuffer {
+		st.buf = nil // do not hold a burst's buffer for the stream's life
+	}
 	if err != nil {
 		return err
 	}
