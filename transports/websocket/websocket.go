@@ -35,7 +35,7 @@ func (Transport) Handler(ep *realtime.Endpoint) realtime.TransportHandler {
 			ReadBufferSize:    readBufferSize,
 			WriteBufferSize:   writeBufferSize,
 			WriteBufferPool:   writeBuffers,
-			Subprotocols:      o.Subprotocols,
+			Subprotocols:      append(append([]string(nil), o.Subprotocols...), realtime.Subprotocol),
 			EnableCompression: o.Compression,
 			// The route has already applied its origin policy.
 			CheckOrigin: func(*http.Request) bool { return true },
