@@ -148,6 +148,14 @@ func (c *Conn) Send(m Message) error {
 			if c.space == nil {
 				c.space = make(chan struct{})
 			}
+			// Room comes only from a writer. During a callback
+			// kickLocked leaves the writing to the callback's goroutine,
+			// which may be this one, blocked here: start a writer now.
+			if !c.writing && !c.broken && c.wire != nil {
+				c.writing = true
+				c.writers.Add(1)
+				go c.writeLoop()
+			}
 			space := c.space
 			c.mu.Unlock()
 			select {

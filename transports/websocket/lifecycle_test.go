@@ -272,6 +272,7 @@ func TestLifecycle(t *testing.T) {
 	onBye := func(c *realtime.Conn, m realtime.Message) error {
 		switch string(m.Data) {
 		case "bye":
+			c.SendText("last words") // queued before the close: delivered first
 			return c.Close(4002, "server bye")
 		case "fail":
 			return fmt.Errorf("handling %q: %w", m.Data, errBoom)
@@ -292,6 +293,9 @@ func TestLifecycle(t *testing.T) {
 		onMessage: onBye,
 		end: func(t *testing.T, _ *realtime.Route, _ string, ws *websocket.Conn) {
 			lcSend(t, ws, "bye")
+			if got := lcRead(t, ws); got != "last words" {
+				t.Errorf("before the close frame: %q, want the message queued before Close", got)
+			}
 			lcCloseFrame(t, ws, 4002, "server bye")
 		},
 		extra: []string{"msg:bye"},
@@ -940,4 +944,47 @@ func TestShutdownDuringUpgrade(t *testing.T) {
 	if !errors.Is(openSend, realtime.ErrClosed) || !errors.Is(openClose, realtime.ErrClosed) {
 		t.Errorf("in Open, Send = %v and Close = %v on a closing connection, want ErrClosed", openSend, openClose)
 	}
+}
+
+// TestBlockingSendInCallback checks OverflowBlock from inside a callback:
+// a reply larger than the queue waits for the writer, it does not stall
+// until WriteTimeout (the callback's own goroutine cannot write while it
+// waits in Send).
+func TestBlockingSendInCallback(t *testing.T) {
+	const queue, reply = 4, 50
+	sendErr := make(chan error, 1)
+	rec := newRecorder()
+	rec.onMessage = func(c *realtime.Conn, m realtime.Message) error {
+		for i := range reply {
+			if err := c.SendText(strconv.Itoa(i)); err != nil {
+				sendErr <- fmt.Errorf("Send %d: %w", i, err)
+				return nil
+			}
+		}
+		return nil
+	}
+	rt := realtime.NewRoute(rec.handler(), lcOpts(realtime.Options{
+		SendQueue: queue, Overflow: realtime.OverflowBlock, WriteTimeout: 2 * lcWait,
+	}))
+	ws := lcDial(t, lcServe(t, rt, nil), nil)
+	c := lcAwait(t, rec.opened, "Open")
+	lcSend(t, ws, "go")
+	for i := range reply {
+		ws.SetReadDeadline(time.Now().Add(lcWait))
+		_, p, err := ws.ReadMessage()
+		if err != nil {
+			select {
+			case err := <-sendErr:
+				t.Fatal(err)
+			default:
+			}
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if string(p) != strconv.Itoa(i) {
+			t.Fatalf("message %d = %q", i, p)
+		}
+	}
+	ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(lcWait))
+	lcCloseFrame(t, ws, 1000, "")
+	rec.ended(t, c, "open", "msg:go", "close:1000")
 }
