@@ -292,16 +292,17 @@ func TestHandlerErrorAndPanic(t *testing.T) {
 					return c.Send(m)
 				}}, realtime.Options{})
 				bad, good := f.dial(nil), f.dial(nil)
-				c := f.nextOpen()
+				f.nextOpen() // the two may open in either order
 				f.nextOpen()
 				bad.SendText("fail")
 				if ce := closeOf(t, bad); ce.Code != realtime.CloseInternalError || ce.Reason != "internal error" {
 					t.Fatalf("peer saw %v, want 1011 internal error", ce)
 				}
-				if cl := f.nextClose(); !errors.Is(cl.err, tc.is) {
+				cl := f.nextClose()
+				if !errors.Is(cl.err, tc.is) {
 					t.Fatalf("cause %v, want %v", cl.err, tc.is)
 				}
-				f.noMoreCloses(c)
+				f.noMoreCloses(cl.c)
 				// Everyone else is still served.
 				good.SendText("still here")
 				if got := recv(t, good); got != "still here" {

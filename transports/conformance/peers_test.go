@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -382,6 +383,16 @@ func (p *lpPeer) poll() {
 					Code   int
 					Reason string
 				}
+			}
+			if resp.StatusCode == http.StatusConflict {
+				// The server has not yet noticed that our previous poll
+				// is gone (a dropped network): retry, as clients must.
+				resp.Body.Close()
+				select {
+				case <-time.After(5 * time.Millisecond):
+				case <-ctx.Done():
+				}
+				continue
 			}
 			err = json.NewDecoder(resp.Body).Decode(&out)
 			resp.Body.Close()
