@@ -61,7 +61,10 @@ type Conn struct {
 }
 
 func newConn(rt *Route, r *http.Request, kind Kind) *Conn {
-	ctx, cancel := context.WithCancel(r.Context())
+	// The connection may outlive the request's handler (a hijacked
+	// WebSocket, a session): keep the request's values, not its
+	// cancellation; the connection's end cancels ctx.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	return &Conn{
 		id:     rand.Text(),
 		kind:   kind,

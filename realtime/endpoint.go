@@ -1,7 +1,6 @@
 package realtime
 
 import (
-	"context"
 	"net/http"
 )
 
@@ -72,10 +71,6 @@ func (l *Link) OpenSession(r *http.Request) string {
 	s := newSession(l.c, r)
 	c := l.c
 	c.sess = s
-	// The session outlives the request that opened it: keep the request's
-	// values, not its cancellation.
-	c.cancel()
-	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(r.Context()))
 	rt := l.c.route
 	rt.mu.Lock()
 	rt.sessions[s.token] = s

@@ -73,7 +73,8 @@ func (s *server) Describe(r *http.Request) realtime.TransportInfo {
 // Match reports whether r asks for a WebSocket upgrade.
 func (s *server) Match(r *http.Request) bool { return websocket.IsWebSocketUpgrade(r) }
 
-// ServeHTTP upgrades r and serves the connection until it ends.
+// ServeHTTP upgrades r and serves the connection on a goroutine of its
+// own until it ends.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	link, err := s.ep.Accept(r)
 	if err != nil {
@@ -90,12 +91,17 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.opts.PingInterval > 0 {
 		c.keepAlive()
 	}
-	link.Open(c)
-	err = c.read(link)
-	c.mu.Lock()
-	c.readDone = true
-	c.mu.Unlock()
-	link.Closed(err)
+	// The connection is hijacked: serve it on a fresh goroutine and let
+	// net/http's, with its deep stack and its request buffers, end. That
+	// keeps one goroutine per idle connection, and a small one.
+	go func() {
+		link.Open(c)
+		err := c.read(link)
+		c.mu.Lock()
+		c.readDone = true
+		c.mu.Unlock()
+		link.Closed(err)
+	}()
 }
 
 // upgradeHeader returns the headers middleware set, minus those the
