@@ -1,0 +1,108 @@
+// Package rtjs serves rtkit's browser client: rtkit.js, a dependency-free
+// ES module that speaks the wire protocol of transports/PROTOCOL.md, its
+// TypeScript declarations, and react.js, a React hook over it.
+//
+// Mount it next to a route and import it from a page:
+//
+//	mux.Handle(rtjs.Path, rtjs.Handler())
+//	mux.Handle("/echo", realtime.NewRoute(h, &realtime.Options{
+//		Transports: []realtime.Kind{realtime.WebSocket, realtime.SSE, realtime.LongPoll},
+//	}))
+//
+//	<script type="module">
+//	import {RealtimeClient} from "/rtkit/rtkit.js";
+//	const c = new RealtimeClient("/echo", {token});
+//	c.onmessage = (e) => show(e.data); // a string, or an ArrayBuffer for binary
+//	c.onstatechange = () => status(c.state, c.transport);
+//	c.send("hello");                   // queued until open
+//	</script>
+//
+// # The client
+//
+// RealtimeClient looks like the browser's WebSocket: onopen, onmessage,
+// onclose (code, reason, wasClean), onerror, send(data), close(code,
+// reason), readyState and bufferedAmount, and it is an EventTarget. It
+// adds onstatechange (state "connecting", "open", "reconnecting",
+// "closing" or "closed"), ongap (messages the server could no longer
+// replay), and transport ("websocket", "sse" or "longpoll").
+//
+// It first asks the route (GET, JSON) which transports it allows and its
+// pingInterval and pongTimeout, then tries them in the route's order,
+// restricted to options.transports:
+//
+//   - WebSocket, with the subprotocols ["rtkit", "rtkit.bearer.<base64url
+//     token>"] when options.token is set (a browser WebSocket cannot send
+//     headers; realtime.BearerToken reads the entry). The client falls
+//     back when the upgrade fails or is silent for upgradeTimeout.
+//   - Server-Sent Events, read with fetch streaming and the module's own
+//     text/event-stream parser rather than EventSource, because the
+//     stream needs headers EventSource cannot send: "Authorization:
+//     Bearer" and, when resuming, "Last-Event-ID: <token>.<seq>".
+//     Messages go up by POST with Realtime-Token and Realtime-Seq. The
+//     client falls back when a new stream's session event does not arrive
+//     within firstEventTimeout: a buffering proxy holds it.
+//   - Long-polling on the same session model, acknowledging with
+//     Realtime-Ack.
+//
+// A transport that failed while a later one worked is remembered as
+// blocked on this path and skipped on reconnects; one that failed while
+// every later one failed too counts as the server being down, not as a
+// proxy, so it is tried again.
+//
+// An open connection that drops reconnects with exponential backoff and
+// jitter, unless it was closed with 1000, 1008, 1009, another protocol
+// error code or 4000–4999 (options.shouldReconnect replaces the policy).
+// An SSE or long-poll session is resumed, not replaced: the client keeps
+// the session token and the last message seq, so the stream resumes with
+// Last-Event-ID and a poll with Realtime-Ack, and the server replays what
+// was missed, exactly once, or says gap. A stream that stops flowing on
+// resume moves the same session to long-polling. When the session is gone
+// (a server restart), a new one starts and the "gap" event says
+// {reason: "unknown session"}.
+//
+// Sends while connecting or reconnecting wait in a bounded queue and go
+// out in order once open. On SSE and long-polling they are POSTed one at a
+// time, and a message leaves the queue only on 204: a POST that failed in
+// flight is retried with the same Realtime-Seq, which the server delivers
+// exactly once, and a message refused with 404 (the session died) is sent
+// again on the next session. WebSocket has no delivery acknowledgement in
+// the protocol: a message written to a socket the server was closing is
+// lost, as with a bare WebSocket.
+//
+// The token never goes into a URL; every fetch carries it as
+// "Authorization: Bearer".
+//
+// # Defaults and why
+//
+//   - upgradeTimeout 2500 ms: a WebSocket handshake takes one round trip
+//     after TCP and TLS, well under a second even on slow mobile links,
+//     while a proxy that swallows the upgrade leaves the socket
+//     "connecting" for minutes. 2.5 s is Phoenix's longPollFallbackMs:
+//     long enough not to abandon WebSocket on a slow network, short enough
+//     that a user behind such a proxy waits little. A refused upgrade
+//     (403, a reset) falls back at once.
+//   - firstEventTimeout 2500 ms: the server writes the session event at
+//     once, so its absence after as long as the upgrade budget means a
+//     proxy buffers the response.
+//   - Reconnect delays from minDelay 250 ms, doubling to maxDelay 10 s,
+//     each drawn uniformly from its upper half ("equal jitter"): the first
+//     retry is quick because most drops are blips or a rolling restart;
+//     the doubling protects a server coming back up; jitter spreads the
+//     herd of clients a restart disconnected all at once, and the lower
+//     bound keeps a retry from firing at once. maxRetries is unlimited.
+//   - maxQueue 1000 messages: enough to ride out a restart; beyond it
+//     send throws QuotaExceededError rather than grow without bound.
+//   - A stream or poll that hears nothing for pingInterval+pongTimeout
+//     (from negotiation; 25 s + 10 s by default) is dead: the server sends
+//     a comment or answers a poll every pingInterval. Browsers do not
+//     expose WebSocket pings to scripts, so on WebSocket the server's
+//     own ping timeout closes dead connections.
+//
+// # React
+//
+// react.js exports useRealtime(url, options), which returns {state,
+// transport, lastMessage, send, close} and closes the client on unmount.
+// It imports React from "react" (a peer dependency resolved by the page's
+// import map or bundler) and ./rtkit.js. It is not exercised by the tests,
+// which need no network; it is a thin wrapper over RealtimeClient.
+package rtjs

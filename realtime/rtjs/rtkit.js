@@ -1,0 +1,824 @@
+// rtkit.js: the browser client of rtkit routes (see transports/PROTOCOL.md).
+//
+// One RealtimeClient talks to one route URL over WebSocket, Server-Sent
+// Events (read with fetch streaming, messages up by POST) or long-polling,
+// falls back along that chain when a proxy is in the way, reconnects with
+// exponential backoff and jitter, and resumes SSE/long-poll sessions without
+// losing or repeating a message. It looks like the browser's WebSocket:
+//
+//   import {RealtimeClient} from "/rtkit/rtkit.js";
+//   const c = new RealtimeClient("/echo", {token});
+//   c.onmessage = (e) => console.log(e.data);
+//   c.send("hello"); // queued until open
+//
+// No dependencies; an ES module for current browsers.
+
+/** readyState values, as on WebSocket. */
+export const CONNECTING = 0;
+export const OPEN = 1;
+export const CLOSING = 2;
+export const CLOSED = 3;
+
+/** The defaults of RealtimeClient's options (see doc.go for the reasons). */
+export const defaults = Object.freeze({
+  transports: ["websocket", "sse", "longpoll"],
+  upgradeTimeout: 2500,
+  firstEventTimeout: 2500,
+  minDelay: 250,
+  maxDelay: 10000,
+  maxRetries: Infinity,
+  maxQueue: 1000,
+  pingInterval: 25000,
+  pongTimeout: 10000,
+});
+
+const SUBPROTOCOL = "rtkit";
+const BEARER_PREFIX = "rtkit.bearer.";
+
+/**
+ * shouldReconnect is the default policy: no reconnect after a normal close,
+ * a policy violation (refused or too slow), a message too big, a protocol
+ * error or an application code 4000–4999; reconnect after going away,
+ * connection lost, internal error, service restart, try again later and
+ * anything else.
+ */
+export function shouldReconnect(code) {
+  if (code === 1000 || code === 1002 || code === 1003 || code === 1007 ||
+      code === 1008 || code === 1009 || code === 1010) return false;
+  return !(code >= 4000 && code <= 4999);
+}
+
+// base64url without padding of a UTF-8 string, for the WebSocket
+// subprotocol entry that carries the bearer token.
+function base64url(s) {
+  let bin = "";
+  for (const b of new TextEncoder().encode(s)) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function fromBase64(s) {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out.buffer;
+}
+
+function isBinary(data) {
+  return typeof data !== "string";
+}
+
+function makeEvent(type, props) {
+  let ev;
+  if (type === "message" && typeof MessageEvent === "function") {
+    ev = new MessageEvent("message", { data: props.data });
+    props = Object.assign({}, props);
+    delete props.data;
+  } else if (type === "close" && typeof CloseEvent === "function") {
+    ev = new CloseEvent("close", { code: props.code, reason: props.reason, wasClean: props.wasClean });
+    props = {};
+  } else {
+    ev = new Event(type);
+  }
+  for (const [k, v] of Object.entries(props || {})) {
+    Object.defineProperty(ev, k, { value: v, enumerable: true });
+  }
+  return ev;
+}
+
+/**
+ * EventStreamParser decodes text/event-stream (the HTML Standard's
+ * "Parsing an event stream"): lines end in CRLF, LF or CR, even split across
+ * chunks; data lines accumulate joined by LF; lines starting with ":" are
+ * comments; one space after the colon is dropped; an id with NUL is ignored;
+ * retry takes ASCII digits only; a blank line dispatches unless data is
+ * empty. onEvent({type, data, id}) runs per event, onComment(text) per
+ * comment, onRetry(ms) per valid retry field.
+ */
+export class EventStreamParser {
+  constructor(onEvent, onComment, onRetry) {
+    this.onEvent = onEvent;
+    this.onComment = onComment || (() => {});
+    this.onRetry = onRetry || (() => {});
+    this.buf = "";
+    this.skipLF = false; // the last chunk ended in CR: a leading LF belongs to it
+    this.data = "";
+    this.type = "";
+    this.lastId = "";
+    this.idBuf = "";
+    this.first = true;
+  }
+
+  /** push parses a decoded chunk of text. */
+  push(text) {
+    if (this.first && text.length > 0) {
+      this.first = false;
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    }
+    if (this.skipLF && text.length > 0) {
+      if (text[0] === "\n") text = text.slice(1);
+      this.skipLF = false;
+    }
+    this.buf += text;
+    let start = 0;
+    for (;;) {
+      let i = start, end = -1;
+      for (; i < this.buf.length; i++) {
+        const ch = this.buf.charCodeAt(i);
+        if (ch === 10 || ch === 13) { end = i; break; }
+      }
+      if (end < 0) break;
+      const line = this.buf.slice(start, end);
+      if (this.buf.charCodeAt(end) === 13) {
+        if (end + 1 < this.buf.length) {
+          start = this.buf.charCodeAt(end + 1) === 10 ? end + 2 : end + 1;
+        } else {
+          start = end + 1;
+          this.skipLF = true;
+        }
+      } else {
+        start = end + 1;
+      }
+      this.line(line);
+    }
+    this.buf = this.buf.slice(start);
+  }
+
+  line(line) {
+    if (line === "") { this.dispatch(); return; }
+    if (line[0] === ":") { this.onComment(line.slice(1).replace(/^ /, "")); return; }
+    const colon = line.indexOf(":");
+    let field = line, value = "";
+    if (colon >= 0) {
+      field = line.slice(0, colon);
+      value = line.slice(colon + 1);
+      if (value[0] === " ") value = value.slice(1);
+    }
+    switch (field) {
+      case "event": this.type = value; break;
+      case "data": this.data += value + "\n"; break;
+      case "id": if (!value.includes("\0")) this.idBuf = value; break;
+      case "retry": if (/^[0-9]+$/.test(value)) this.onRetry(parseInt(value, 10)); break;
+    }
+  }
+
+  dispatch() {
+    this.lastId = this.idBuf;
+    if (this.data === "") { this.type = ""; return; }
+    const data = this.data.slice(0, -1);
+    const type = this.type || "message";
+    this.data = "";
+    this.type = "";
+    this.onEvent({ type, data, id: this.lastId });
+  }
+}
+
+// Attempt failures.
+class Refused extends Error {} // the server answered and said no (4xx): final
+class Unavailable extends Error {} // network error or 5xx: retry later
+
+/**
+ * RealtimeClient is a connection to an rtkit route that survives proxies,
+ * network drops and server restarts. It is an EventTarget with the events
+ * open, message, close, error, statechange and gap, and the matching on*
+ * properties.
+ */
+export class RealtimeClient extends EventTarget {
+  constructor(url, options = {}) {
+    super();
+    this.url = new URL(url, typeof location !== "undefined" ? location.href : undefined).href;
+    this.options = Object.assign({}, defaults, options);
+    if (this.options.token != null && !/^[\x21-\x7e]+$/.test(this.options.token)) {
+      // It travels in an HTTP header, which carries no other characters.
+      throw new TypeError("rtkit: token must be printable ASCII without spaces");
+    }
+    this.onopen = null;
+    this.onmessage = null;
+    this.onclose = null;
+    this.onerror = null;
+    this.onstatechange = null;
+    this.ongap = null;
+    this.readyState = CONNECTING;
+    /** state is "connecting", "open", "reconnecting", "closing" or "closed". */
+    this.state = "connecting";
+    /** transport is the transport in use or being tried: "websocket", "sse" or "longpoll". */
+    this.transport = null;
+    /** id is the server's public connection id on SSE and long-polling. */
+    this.id = null;
+    this.reconnects = 0;
+
+    this._neg = null; // the negotiation answer
+    this._blocked = new Set(); // transports a proxy refuses (a later one worked)
+    this._attempt = 0; // failed attempts in a row, for the backoff
+    this._gen = 0; // bumps on every connection attempt; stale callbacks check it
+    this._ws = null;
+    this._abort = null; // AbortController of the SSE stream or poll
+    this._timer = null;
+    this._watchdog = null;
+    // The SSE/long-poll session.
+    this._token = null;
+    this._lastSeq = 0; // highest message seq received
+    this._sendSeq = 0; // highest message seq assigned to a POST
+    // Outgoing messages not yet known to be delivered: {data, seq, token}.
+    this._queue = [];
+    this._pumping = false;
+    this._closeReq = null;
+
+    this._connect();
+  }
+
+  get bufferedAmount() {
+    let n = this._ws ? this._ws.bufferedAmount : 0;
+    for (const m of this._queue) n += typeof m.data === "string" ? m.data.length : (m.data.byteLength || m.data.size || 0);
+    return n;
+  }
+
+  _emit(type, props) {
+    const ev = makeEvent(type, props || {});
+    this.dispatchEvent(ev);
+    const h = this["on" + type];
+    if (typeof h === "function") {
+      try { h.call(this, ev); } catch (e) { setTimeout(() => { throw e; }); }
+    }
+  }
+
+  _setState(state, props) {
+    if (this.state === state) return;
+    this.state = state;
+    this.readyState = { connecting: CONNECTING, reconnecting: CONNECTING, open: OPEN, closing: CLOSING, closed: CLOSED }[state];
+    this._emit("statechange", Object.assign({ state, transport: this.transport }, props));
+  }
+
+  _headers(extra) {
+    const h = Object.assign({}, extra);
+    if (this.options.token) h.Authorization = "Bearer " + this.options.token;
+    return h;
+  }
+
+  _resolve(u) {
+    return new URL(u, this.url).href;
+  }
+
+  _transportURL(kind) {
+    const t = this._neg && this._neg.transports.find((x) => x.transport === kind);
+    if (t) return this._resolve(t.url);
+    const u = new URL(this.url);
+    if (kind !== "websocket") u.searchParams.set("transport", kind);
+    return u.href;
+  }
+
+  _deadAfter() {
+    const n = this._neg || {};
+    const ping = n.pingInterval > 0 ? n.pingInterval : this.options.pingInterval;
+    const pong = n.pongTimeout > 0 ? n.pongTimeout : this.options.pongTimeout;
+    return ping + pong;
+  }
+
+  // ---- connecting ----
+
+  async _connect() {
+    const gen = ++this._gen;
+    this._clearTimers();
+    try {
+      if (this._token && (this.transport === "sse" || this.transport === "longpoll")) {
+        // A session to resume: keep its transport (and its queued POSTs).
+        if (!this._neg) {
+          await this._negotiate(gen).catch(() => {}); // a hint only; the resume itself tells
+          if (gen !== this._gen) return;
+        }
+        await this._resume(gen);
+        return;
+      }
+      await this._negotiate(gen);
+      if (gen !== this._gen) return;
+      const order = this._neg.transports.map((t) => t.transport)
+        .filter((k) => this.options.transports.includes(k) && ["websocket", "sse", "longpoll"].includes(k));
+      const candidates = order.filter((k) => !this._blocked.has(k));
+      if (candidates.length === 0) throw new Refused("no transport in common with the server");
+      const failed = [];
+      let lastErr = null;
+      for (const kind of candidates) {
+        if (gen !== this._gen) return;
+        this.transport = kind;
+        this._emit("statechange", { state: this.state, transport: kind });
+        try {
+          const t0 = performance.now();
+          if (kind === "websocket") await this._openWS(gen);
+          else if (kind === "sse") await this._openSSE(gen, false);
+          else await this._openLP(gen, false);
+          if (gen !== this._gen) return;
+          // Transports that failed while a later one works are blocked on
+          // this path (a proxy), not down: skip them from now on.
+          for (const k of failed) this._blocked.add(k);
+          this.openedIn = performance.now() - t0;
+          return;
+        } catch (e) {
+          if (gen !== this._gen) return;
+          if (e instanceof Refused) throw e;
+          lastErr = e;
+          failed.push(kind);
+          this._emit("error", { message: kind + ": " + e.message, transport: kind });
+        }
+      }
+      throw lastErr || new Unavailable("no transport connected");
+    } catch (e) {
+      if (gen !== this._gen) return;
+      if (e instanceof Refused) {
+        this._finish(1008, e.message, false);
+        return;
+      }
+      this._retry(e);
+    }
+  }
+
+  async _negotiate(gen) {
+    let res;
+    try {
+      res = await fetch(this.url, { headers: this._headers({ Accept: "application/json" }), cache: "no-store", credentials: "same-origin" });
+    } catch (e) {
+      throw new Unavailable("negotiation: " + e.message);
+    }
+    if (gen !== this._gen) return;
+    if (res.status >= 500 || res.status === 429) throw new Unavailable("negotiation: HTTP " + res.status);
+    if (!res.ok) throw new Refused("negotiation: HTTP " + res.status);
+    const n = await res.json().catch(() => null);
+    if (!n || !Array.isArray(n.transports)) throw new Unavailable("negotiation: not an rtkit route");
+    this._neg = n;
+  }
+
+  _retry(err) {
+    this._closeTransport();
+    if (this.state === "closing" || this.state === "closed") return;
+    this._attempt++;
+    if (this._attempt > this.options.maxRetries) {
+      this._finish(1006, "gave up reconnecting", false);
+      return;
+    }
+    const base = Math.min(this.options.maxDelay, this.options.minDelay * 2 ** (this._attempt - 1));
+    const delay = base / 2 + Math.random() * (base / 2); // "equal jitter"
+    if (this._timer) clearTimeout(this._timer);
+    this._setState(this.reconnects > 0 || this._everOpen ? "reconnecting" : "connecting", { delay, error: err && err.message });
+    this._timer = setTimeout(() => {
+      this._timer = null;
+      this._connect();
+    }, delay);
+  }
+
+  // _opened is called when a transport is ready: flush the queue.
+  _opened(props) {
+    if (this._everOpen) this.reconnects++;
+    this._everOpen = true;
+    this._attempt = 0;
+    this._setState("open");
+    this._emit("open", Object.assign({ transport: this.transport, reconnects: this.reconnects }, props));
+    this._flush();
+  }
+
+  // _lost is called when an open transport drops (or a server close frame
+  // with code arrives): reconnect or finish.
+  _lost(code, reason, gen) {
+    if (gen !== this._gen || (this.state !== "open" && this.state !== "closing")) return;
+    if (this.state === "closing" && this._closeReq) {
+      // Our own close: report what we asked for (servers need not echo
+      // the reason).
+      this._finish(this._closeReq.code, this._closeReq.reason, true);
+      return;
+    }
+    const policy = this.options.shouldReconnect || ((c) => shouldReconnect(c));
+    if (!policy(code, reason)) {
+      this._finish(code, reason, code !== 1006);
+      return;
+    }
+    this._gen++;
+    this._retry(new Error("lost: " + code + " " + reason));
+  }
+
+  _finish(code, reason, wasClean) {
+    if (this.state === "closed") return;
+    this._gen++;
+    this._clearTimers();
+    this._closeTransport();
+    this._queue = [];
+    this._token = null;
+    this._setState("closed", { code, reason });
+    this._emit("close", { code, reason, wasClean });
+  }
+
+  _clearTimers() {
+    if (this._timer) clearTimeout(this._timer);
+    this._timer = null;
+    if (this._watchdog) clearTimeout(this._watchdog);
+    this._watchdog = null;
+  }
+
+  _closeTransport() {
+    if (this._ws) {
+      const ws = this._ws;
+      this._ws = null;
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      try { ws.close(); } catch (e) { /* already closed */ }
+    }
+    if (this._abort) {
+      this._abort.abort();
+      this._abort = null;
+    }
+    if (this._watchdog) clearTimeout(this._watchdog);
+    this._watchdog = null;
+  }
+
+  _arm(gen) {
+    // No byte for pingInterval+pongTimeout: the path is dead even if no
+    // error says so; drop it and reconnect.
+    if (this._watchdog) clearTimeout(this._watchdog);
+    this._watchdog = setTimeout(() => {
+      this._watchdog = null;
+      if (gen !== this._gen) return;
+      this._lost(1006, "no keepalive", gen);
+    }, this._deadAfter());
+  }
+
+  // ---- WebSocket ----
+
+  _openWS(gen) {
+    return new Promise((resolve, reject) => {
+      const u = new URL(this._transportURL("websocket"));
+      u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+      const protocols = [SUBPROTOCOL];
+      if (this.options.token) protocols.push(BEARER_PREFIX + base64url(this.options.token));
+      let ws;
+      try {
+        ws = new WebSocket(u.href, protocols);
+      } catch (e) {
+        reject(e);
+        return;
+      }
+      ws.binaryType = "arraybuffer";
+      this._ws = ws;
+      let opened = false;
+      const fail = (msg) => {
+        if (opened) return;
+        clearTimeout(timer);
+        ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+        try { ws.close(); } catch (e) { /* ignore */ }
+        if (this._ws === ws) this._ws = null;
+        reject(new Error(msg));
+      };
+      // A proxy that swallows the upgrade leaves the socket CONNECTING for
+      // minutes; give up after upgradeTimeout and try the next transport.
+      const timer = setTimeout(() => fail("upgrade timed out"), this.options.upgradeTimeout);
+      ws.onerror = () => fail("upgrade failed");
+      ws.onclose = (e) => fail("upgrade failed: " + e.code);
+      ws.onopen = () => {
+        clearTimeout(timer);
+        if (gen !== this._gen) { ws.close(); return; }
+        opened = true;
+        ws.onerror = () => this._emit("error", { message: "websocket error", transport: "websocket" });
+        ws.onclose = (e) => {
+          if (this._ws === ws) this._ws = null;
+          this._lost(e.code, e.reason, gen);
+        };
+        ws.onmessage = (e) => this._emit("message", { data: e.data, transport: "websocket" });
+        this._token = null;
+        this._opened({ protocol: ws.protocol });
+        resolve();
+      };
+    });
+  }
+
+  // ---- SSE over fetch ----
+
+  // _openSSE opens (resume=false) or resumes a stream. It resolves once
+  // the stream is known to flow: the session event of a new stream, the
+  // response headers of a resumed one. A stream that says nothing within
+  // firstEventTimeout is stuck in a buffering proxy: reject, so that the
+  // caller falls back to long-polling.
+  _openSSE(gen, resume) {
+    return new Promise((resolve, reject) => {
+      const ac = new AbortController();
+      this._abort = ac;
+      let settled = false, failed = false;
+      const settle = (err) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err) {
+          failed = true;
+          if (this._abort === ac) this._abort = null;
+          ac.abort();
+          reject(err);
+        } else resolve();
+      };
+      const timer = setTimeout(() => settle(new Error("no event within firstEventTimeout (a buffering proxy?)")), this.options.firstEventTimeout);
+      const headers = this._headers({ Accept: "text/event-stream" });
+      if (resume) headers["Last-Event-ID"] = this._token + "." + this._lastSeq;
+      fetch(this._transportURL("sse"), { headers, cache: "no-store", credentials: "same-origin", signal: ac.signal })
+        .then(async (res) => {
+          if (gen !== this._gen) { ac.abort(); return; }
+          if (!res.ok || !res.body) {
+            await res.body?.cancel().catch(() => {});
+            settle(res.status >= 400 && res.status < 500 && res.status !== 429 && res.status !== 409
+              ? new Refused("sse: HTTP " + res.status) : new Unavailable("sse: HTTP " + res.status));
+            return;
+          }
+          if (resume) {
+            this._opened({ resumed: true });
+            settle();
+          }
+          this._arm(gen);
+          const parser = new EventStreamParser(
+            (ev) => this._sseEvent(ev, gen, settle),
+            () => {},
+            () => {},
+          );
+          const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (gen !== this._gen || failed) return;
+            if (done) break;
+            this._arm(gen);
+            parser.push(value);
+            if (gen !== this._gen) { ac.abort(); return; }
+          }
+          // The stream ended without a close event: resume it.
+          if (!settled) settle(new Unavailable("sse: stream ended"));
+          else this._lost(1006, "stream ended", gen);
+        })
+        .catch((e) => {
+          if (gen !== this._gen || failed) return;
+          if (!settled) settle(new Unavailable("sse: " + e.message));
+          else this._lost(1006, "stream failed", gen);
+        });
+    });
+  }
+
+  _sseEvent(ev, gen, settle) {
+    switch (ev.type) {
+      case "session": {
+        const s = JSON.parse(ev.data);
+        this._newSession(s);
+        if (this.state === "open") this._flush(); // a resume found the session gone: this is its successor
+        else this._opened({ resumed: false });
+        settle();
+        break;
+      }
+      case "message":
+      case "binary": {
+        const dot = ev.id.lastIndexOf(".");
+        const seq = dot >= 0 ? parseInt(ev.id.slice(dot + 1), 10) : NaN;
+        if (seq > 0) {
+          if (seq <= this._lastSeq) return; // already seen
+          this._lastSeq = seq;
+        }
+        this._emit("message", { data: ev.type === "binary" ? fromBase64(ev.data) : ev.data, transport: "sse" });
+        break;
+      }
+      case "gap":
+        this._gap(JSON.parse(ev.data));
+        break;
+      case "close": {
+        const c = JSON.parse(ev.data);
+        this._token = null; // the session is over: a reconnect starts a new one
+        this._lost(c.code, c.reason || "", gen);
+        break;
+      }
+    }
+  }
+
+  _gap(g) {
+    this._emit("gap", { after: g.after ?? null, reason: g.reason ?? null });
+  }
+
+  // _newSession adopts a fresh session: inbound positions restart, and
+  // messages not yet acknowledged get new numbers on it, in order.
+  _newSession(s) {
+    this._token = s.token;
+    this.id = s.id;
+    this._lastSeq = 0;
+    this._sendSeq = 0;
+    for (const m of this._queue) m.seq = 0;
+  }
+
+  // ---- long-polling ----
+
+  async _openLP(gen, resume) {
+    if (!resume) {
+      let res;
+      const ac = new AbortController();
+      this._abort = ac;
+      const timer = setTimeout(() => ac.abort(), this.options.firstEventTimeout + this._deadAfter());
+      try {
+        res = await fetch(this._transportURL("longpoll"), { method: "POST", headers: this._headers(), cache: "no-store", credentials: "same-origin", signal: ac.signal });
+      } catch (e) {
+        throw new Unavailable("longpoll: " + e.message);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (gen !== this._gen) return;
+      if (!res.ok) {
+        if (res.status >= 400 && res.status < 500 && res.status !== 429) throw new Refused("longpoll: HTTP " + res.status);
+        throw new Unavailable("longpoll: HTTP " + res.status);
+      }
+      this._newSession(await res.json());
+    }
+    this._opened({ resumed: resume });
+    this._pollLoop(gen);
+  }
+
+  async _pollLoop(gen) {
+    let conflicts = 0;
+    while (gen === this._gen) {
+      const ac = new AbortController();
+      this._abort = ac;
+      const timer = setTimeout(() => ac.abort(), this._deadAfter());
+      let res, body;
+      try {
+        res = await fetch(this._transportURL("longpoll"), {
+          headers: this._headers({ "Realtime-Token": this._token, "Realtime-Ack": String(this._lastSeq) }),
+          cache: "no-store", credentials: "same-origin", signal: ac.signal,
+        });
+        body = res.ok ? await res.json() : null;
+      } catch (e) {
+        clearTimeout(timer);
+        if (gen === this._gen) this._lost(1006, "poll failed", gen);
+        return;
+      }
+      clearTimeout(timer);
+      if (gen !== this._gen) return;
+      if (res.status === 404) {
+        this._gap({ reason: "unknown session" });
+        this._token = null;
+        this._lost(1006, "session expired", gen);
+        return;
+      }
+      if (res.status === 409 && conflicts++ < 5) {
+        // The server still holds our previous (aborted) poll; it lets go
+        // within moments.
+        await new Promise((r) => setTimeout(r, 100 * conflicts));
+        continue;
+      }
+      if (!res.ok) {
+        this._lost(res.status >= 500 ? 1006 : 1008, "poll: HTTP " + res.status, gen);
+        return;
+      }
+      conflicts = 0;
+      if (body.gap) this._gap(body.gap);
+      for (const m of body.messages || []) {
+        if (m.seq <= this._lastSeq) continue;
+        this._lastSeq = m.seq;
+        this._emit("message", { data: m.type === "binary" ? fromBase64(m.data) : m.data, transport: "longpoll" });
+        if (gen !== this._gen) return;
+      }
+      if (body.close) {
+        this._token = null;
+        this._lost(body.close.code, body.close.reason || "", gen);
+        return;
+      }
+    }
+  }
+
+  // _resume reattaches to the session on its transport. SSE falls back to
+  // long-polling on the same session when the stream does not flow.
+  async _resume(gen) {
+    if (this.transport === "sse") {
+      try {
+        await this._openSSE(gen, true);
+        return;
+      } catch (e) {
+        if (gen !== this._gen) return;
+        if (e instanceof Refused || !(e.message || "").includes("firstEventTimeout")) throw e;
+        this._emit("error", { message: "sse: " + e.message, transport: "sse" });
+        this._blocked.add("sse");
+        this.transport = "longpoll";
+      }
+    }
+    await this._openLP(gen, true);
+  }
+
+  // ---- sending ----
+
+  /**
+   * send queues data (a string, ArrayBuffer, typed array or Blob) and
+   * sends it as soon as a transport is open, in order. Messages sent while
+   * reconnecting wait in a queue of at most maxQueue messages; beyond it
+   * send throws. After close it throws InvalidStateError, as WebSocket does.
+   */
+  send(data) {
+    if (this.state === "closing" || this.state === "closed") {
+      throw new DOMException("rtkit: the connection is closed", "InvalidStateError");
+    }
+    if (this.state === "open" && this.transport === "websocket" && this._ws && this._queue.length === 0) {
+      this._ws.send(data);
+      return;
+    }
+    if (this._queue.length >= this.options.maxQueue) {
+      throw new DOMException("rtkit: send queue full (" + this.options.maxQueue + " messages)", "QuotaExceededError");
+    }
+    this._queue.push({ data, seq: 0, attempts: 0 });
+    if (this.state === "open") this._flush();
+  }
+
+  _flush() {
+    if (this.state !== "open" && this.state !== "closing") return;
+    if (this.transport === "websocket") {
+      while (this._queue.length && this._ws && this._ws.readyState === WebSocket.OPEN) {
+        this._ws.send(this._queue.shift().data);
+      }
+      return;
+    }
+    if (!this._pumping) this._pump();
+  }
+
+  // _pump POSTs queued messages one at a time, each with its Realtime-Seq,
+  // so that the server delivers each exactly once and in order however
+  // often a POST is retried.
+  async _pump() {
+    this._pumping = true;
+    try {
+      while (this._queue.length && this._token && (this.state === "open" || this.state === "closing")) {
+        const m = this._queue[0];
+        const token = this._token;
+        if (!m.seq) m.seq = ++this._sendSeq;
+        const headers = this._headers({ "Realtime-Token": token, "Realtime-Seq": String(m.seq) });
+        headers["Content-Type"] = isBinary(m.data) ? "application/octet-stream" : "text/plain; charset=utf-8";
+        let res = null;
+        try {
+          res = await fetch(this.url, { method: "POST", headers, body: m.data, cache: "no-store", credentials: "same-origin" });
+        } catch (e) {
+          res = null;
+        }
+        if (token !== this._token) continue; // a new session renumbered the queue
+        if (res && (res.status === 204 || res.ok)) {
+          this._queue.shift();
+          continue;
+        }
+        const status = res ? res.status : 0;
+        if (status === 404) {
+          // The session is gone (server restart, expiry): the message did
+          // not arrive. Keep it for the next session.
+          this._lost(1006, "session lost", this._gen);
+          return;
+        }
+        if (status === 413 || status === 400) {
+          this._queue.shift(); // never deliverable; a 413 also closes the connection with 1009
+          this._emit("error", { message: "send: HTTP " + status, transport: this.transport });
+          continue;
+        }
+        // Network error, 409, 5xx: retry the same seq after a pause.
+        m.attempts++;
+        const base = Math.min(this.options.maxDelay, this.options.minDelay * 2 ** Math.min(m.attempts - 1, 10));
+        await new Promise((r) => setTimeout(r, base / 2 + Math.random() * base / 2));
+      }
+    } finally {
+      this._pumping = false;
+      if (this._closeReq && this.state === "closing") this._sendClose();
+    }
+  }
+
+  // ---- closing ----
+
+  /**
+   * close closes the connection with code (1000 or 3000–4999, default 1000)
+   * and reason; messages already queued are sent first when a transport is
+   * open. No reconnect follows.
+   */
+  close(code = 1000, reason = "") {
+    if (code !== 1000 && !(code >= 3000 && code <= 4999)) {
+      throw new DOMException("rtkit: close code must be 1000 or 3000-4999", "InvalidAccessError");
+    }
+    if (this.state === "closing" || this.state === "closed") return;
+    if (this.state !== "open") {
+      this._finish(code, reason, false);
+      return;
+    }
+    this._closeReq = { code, reason };
+    this._setState("closing");
+    if (this.transport === "websocket" && this._ws) {
+      this._flush();
+      this._ws.close(code, reason);
+      return;
+    }
+    if (!this._pumping) this._sendClose();
+  }
+
+  async _sendClose() {
+    const { code, reason } = this._closeReq;
+    const token = this._token;
+    if (this._queue.length && token) { this._pump(); return; }
+    this._gen++; // stop reading; the DELETE decides
+    this._closeTransport();
+    if (token) {
+      try {
+        await fetch(this.url, {
+          method: "DELETE",
+          headers: this._headers({ "Realtime-Token": token, "Content-Type": "application/json" }),
+          body: JSON.stringify({ code, reason }), credentials: "same-origin",
+        });
+      } catch (e) { /* the session expires by itself */ }
+    }
+    this._finish(code, reason, true);
+  }
+}
+
+/** connect returns a new RealtimeClient for url. */
+export function connect(url, options) {
+  return new RealtimeClient(url, options);
+}
