@@ -58,6 +58,9 @@ type Conn struct {
 
 	tasks   sync.WaitGroup // Go goroutines and running ticks
 	writers sync.WaitGroup // writer goroutines
+
+	hooks  map[int]func() // run after the handler's Close: see onClose
+	hookID int
 }
 
 func newConn(rt *Route, r *http.Request, kind Kind) *Conn {
@@ -120,6 +123,11 @@ func (c *Conn) Send(m Message) error {
 	if m.Type != TextMessage && m.Type != BinaryMessage {
 		return fmt.Errorf("realtime: invalid message type %d", int(m.Type))
 	}
+	return c.send(m, c.opts.Overflow)
+}
+
+// send queues m under the overflow policy.
+func (c *Conn) send(m Message, policy OverflowPolicy) error {
 	var deadline Timer
 	var expired chan struct{}
 	c.mu.Lock()
@@ -131,7 +139,7 @@ func (c *Conn) Send(m Message) error {
 		if len(c.queue) < c.opts.SendQueue && (len(c.queue) == 0 || c.queued+len(m.Data) <= c.opts.SendQueueBytes) {
 			break
 		}
-		switch c.opts.Overflow {
+		switch policy {
 		case OverflowDropOldest:
 			c.queued -= len(c.queue[0].Data)
 			c.queue[0] = Message{}
@@ -430,6 +438,13 @@ func (c *Conn) finish(err error) {
 		c.cbMu.Unlock()
 	}
 	c.writers.Wait()
+	c.mu.Lock()
+	hooks := c.hooks
+	c.hooks = nil
+	c.mu.Unlock()
+	for _, f := range hooks {
+		f()
+	}
 	c.route.release(c)
 	c.Logger().Debug("realtime: closed", "code", c.cause.Code, "reason", c.cause.Reason)
 	close(c.done)
@@ -488,4 +503,28 @@ func (c *Conn) Dropped() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.dropped
+}
+
+// onClose registers f to run once the connection has closed, after the
+// handler's Close, and returns a function that unregisters it. If the
+// connection has already closed, f runs at once.
+func (c *Conn) onClose(f func()) (remove func()) {
+	c.mu.Lock()
+	if c.state == stateClosed && c.hooks == nil {
+		c.mu.Unlock()
+		f()
+		return func() {}
+	}
+	if c.hooks == nil {
+		c.hooks = map[int]func(){}
+	}
+	c.hookID++
+	id := c.hookID
+	c.hooks[id] = f
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		delete(c.hooks, id)
+		c.mu.Unlock()
+	}
 }

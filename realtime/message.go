@@ -1,6 +1,9 @@
 package realtime
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"sync"
+)
 
 // MessageType says how a message's bytes are to be read. The values match
 // the WebSocket opcodes (RFC 6455 section 11.8).
@@ -33,7 +36,57 @@ func (t MessageType) String() string {
 type Message struct {
 	Type MessageType
 	Data []byte
+
+	shared *encodings // see Shared
 }
+
+// Shared returns m marked for sending to many connections: each transport
+// encodes it once (a WebSocket frame, an SSE event body) and every copy of
+// the result reuses that encoding, instead of once per connection. Topics
+// shares what it fans out; use it to broadcast by hand, too. The data must
+// not change afterwards.
+func Shared(m Message) Message {
+	if m.shared == nil {
+		m.shared = &encodings{}
+	}
+	return m
+}
+
+// encodings caches a shared message's encoding per transport.
+type encodings struct {
+	mu   sync.Mutex
+	byKd map[Kind]*encoding
+}
+
+type encoding struct {
+	once sync.Once
+	v    any
+	err  error
+}
+
+// Encoded returns encode(m), computed once per transport kind for a shared
+// message and on every call otherwise. Transports call it to encode a
+// message for the wire.
+func (m Message) Encoded(k Kind, encode func(Message) (any, error)) (any, error) {
+	if m.shared == nil {
+		return encode(m)
+	}
+	m.shared.mu.Lock()
+	if m.shared.byKd == nil {
+		m.shared.byKd = make(map[Kind]*encoding, 2)
+	}
+	e := m.shared.byKd[k]
+	if e == nil {
+		e = &encoding{}
+		m.shared.byKd[k] = e
+	}
+	m.shared.mu.Unlock()
+	e.once.Do(func() { e.v, e.err = encode(m) })
+	return e.v, e.err
+}
+
+// IsShared reports whether m was made by Shared.
+func (m Message) IsShared() bool { return m.shared != nil }
 
 // Text returns a text message holding s.
 func Text(s string) Message { return Message{Type: TextMessage, Data: []byte(s)} }

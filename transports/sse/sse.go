@@ -196,12 +196,36 @@ type closeData struct {
 // appendEntry encodes one message: text as a "message" event, binary as a
 // "binary" event in base64.
 func (st *stream) appendEntry(e realtime.Entry) {
+	if e.IsShared() {
+		// A broadcast: its event body is encoded once for every stream;
+		// only the id line is this stream's.
+		body, _ := e.Encoded(realtime.SSE, eventBody)
+		st.buf, _ = AppendEvent(st.buf, Event{ID: eventID(st.token, e.Seq)})
+		st.buf = append(st.buf[:len(st.buf)-1], body.([]byte)...) // drop the blank line
+		return
+	}
 	ev := Event{ID: eventID(st.token, e.Seq), Data: e.Data}
 	if e.Type == realtime.BinaryMessage {
 		ev.Type = EventBinary
 		ev.Data = base64.StdEncoding.AppendEncode(nil, e.Data)
 	}
+	if ev.Data == nil {
+		ev.Data = []byte{} // an empty message is still a message
+	}
 	st.buf, _ = AppendEvent(st.buf, ev)
+}
+
+// eventBody encodes a message's event without its id.
+func eventBody(m realtime.Message) (any, error) {
+	ev := Event{Data: m.Data}
+	if m.Type == realtime.BinaryMessage {
+		ev.Type = EventBinary
+		ev.Data = base64.StdEncoding.AppendEncode(nil, m.Data)
+	}
+	if ev.Data == nil {
+		ev.Data = []byte{}
+	}
+	return AppendEvent(nil, ev)
 }
 
 // flush writes the buffered events within WriteTimeout.

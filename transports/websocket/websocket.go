@@ -202,11 +202,26 @@ func (c *wire) Write(msgs []realtime.Message) error {
 		return err
 	}
 	for _, m := range msgs {
-		if err := c.ws.WriteMessage(int(m.Type), m.Data); err != nil {
+		var err error
+		if m.IsShared() {
+			// A broadcast: frame (and compress) it once for every
+			// connection.
+			var pm any
+			if pm, err = m.Encoded(realtime.WebSocket, prepare); err == nil {
+				err = c.ws.WritePreparedMessage(pm.(*websocket.PreparedMessage))
+			}
+		} else {
+			err = c.ws.WriteMessage(int(m.Type), m.Data)
+		}
+		if err != nil {
 			return writeError(err)
 		}
 	}
 	return nil
+}
+
+func prepare(m realtime.Message) (any, error) {
+	return websocket.NewPreparedMessage(int(m.Type), m.Data)
 }
 
 func writeError(err error) error {

@@ -1,0 +1,194 @@
+package realtime
+
+import (
+	"context"
+	"sync"
+)
+
+// DefaultHistory is how many messages per topic a MemoryBroker keeps when
+// NewMemoryBroker is given no size.
+const DefaultHistory = 1024
+
+// MemoryBroker is the Broker of a single process: topics, history and
+// presence in memory, no service needed. It is the default of Topics.
+type MemoryBroker struct {
+	size int
+
+	mu     sync.Mutex
+	topics map[string]*memTopic
+	closed bool
+}
+
+var (
+	_ Broker        = (*MemoryBroker)(nil)
+	_ PresenceStore = (*MemoryBroker)(nil)
+)
+
+type memTopic struct {
+	entries []Entry // ring of at most size, oldest first
+	last    uint64
+	subs    map[*memSub]struct{}
+	members map[string]Member
+}
+
+type memSub struct {
+	b       *MemoryBroker
+	topic   string
+	deliver func(Entry)
+	mu      sync.Mutex // serialises deliveries with Close
+	closed  bool
+}
+
+// NewMemoryBroker returns a broker that keeps the last historySize
+// messages of each topic (DefaultHistory if historySize <= 0).
+func NewMemoryBroker(historySize int) *MemoryBroker {
+	if historySize <= 0 {
+		historySize = DefaultHistory
+	}
+	return &MemoryBroker{size: historySize, topics: map[string]*memTopic{}}
+}
+
+func (b *MemoryBroker) topicLocked(name string) *memTopic {
+	t := b.topics[name]
+	if t == nil {
+		t = &memTopic{subs: map[*memSub]struct{}{}, members: map[string]Member{}}
+		b.topics[name] = t
+	}
+	return t
+}
+
+// Publish appends m to topic's history and delivers it to every
+// subscription, before it returns.
+func (b *MemoryBroker) Publish(ctx context.Context, topic string, m Message) (uint64, error) {
+	m.Data = append([]byte(nil), m.Data...)
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return 0, ErrBrokerClosed
+	}
+	t := b.topicLocked(topic)
+	t.last++
+	e := Entry{Seq: t.last, Message: m}
+	if len(t.entries) == b.size {
+		t.entries[0] = Entry{}
+		t.entries = t.entries[1:]
+	}
+	t.entries = append(t.entries, e)
+	subs := make([]*memSub, 0, len(t.subs))
+	for s := range t.subs {
+		subs = append(subs, s)
+	}
+	// Deliver in publish order: hold the broker's lock while handing out,
+	// as deliver functions only queue.
+	for _, s := range subs {
+		s.mu.Lock()
+		if !s.closed {
+			s.deliver(e)
+		}
+		s.mu.Unlock()
+	}
+	b.mu.Unlock()
+	return e.Seq, nil
+}
+
+// Subscribe delivers topic's messages published from now on.
+func (b *MemoryBroker) Subscribe(ctx context.Context, topic string, deliver func(Entry)) (Subscription, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrBrokerClosed
+	}
+	s := &memSub{b: b, topic: topic, deliver: deliver}
+	b.topicLocked(topic).subs[s] = struct{}{}
+	return s, nil
+}
+
+// Close ends the subscription.
+func (s *memSub) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.b.mu.Lock()
+	if t := s.b.topics[s.topic]; t != nil {
+		delete(t.subs, s)
+	}
+	s.b.mu.Unlock()
+	return nil
+}
+
+// History returns topic's kept messages after the given position.
+func (b *MemoryBroker) History(ctx context.Context, topic string, after uint64, limit int) (History, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return History{}, ErrBrokerClosed
+	}
+	t := b.topics[topic]
+	if t == nil {
+		return History{}, nil
+	}
+	h := History{Last: t.last}
+	if after >= t.last {
+		return h, nil
+	}
+	i := 0
+	if len(t.entries) == 0 || t.entries[0].Seq > after+1 {
+		h.Gap = true
+	} else {
+		i = int(after + 1 - t.entries[0].Seq)
+	}
+	end := len(t.entries)
+	if limit > 0 && end-i > limit {
+		end = i + limit
+	}
+	h.Entries = append([]Entry(nil), t.entries[i:end]...)
+	return h, nil
+}
+
+// SetMember records m as present in topic.
+func (b *MemoryBroker) SetMember(ctx context.Context, topic string, m Member) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.topicLocked(topic).members[m.ID] = m
+	return nil
+}
+
+// DeleteMember removes a member from topic.
+func (b *MemoryBroker) DeleteMember(ctx context.Context, topic, id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if t := b.topics[topic]; t != nil {
+		delete(t.members, id)
+	}
+	return nil
+}
+
+// Members lists topic's members.
+func (b *MemoryBroker) Members(ctx context.Context, topic string) ([]Member, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.topics[topic]
+	if t == nil {
+		return nil, nil
+	}
+	out := make([]Member, 0, len(t.members))
+	for _, m := range t.members {
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Close stops the broker: its methods return ErrBrokerClosed.
+func (b *MemoryBroker) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	for _, t := range b.topics {
+		for s := range t.subs {
+			s.mu.Lock()
+			s.closed = true
+			s.mu.Unlock()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,242 @@
+package realtime
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+)
+
+// Topics fans messages out to the connections subscribed to named topics,
+// on one node or, through a shared Broker, on many. A connection is
+// unsubscribed automatically when it closes.
+//
+// Connections receive topic messages wrapped in a JSON envelope, so that a
+// client knows the topic and its position in it:
+//
+//	{"topic":"room","seq":12,"data":"hello"}           a text message
+//	{"topic":"room","seq":13,"binary":"AAE="}          a binary message, base64
+//	{"topic":"room","seq":14,"presence":"join","member":{"id":"...","info":{...}}}
+//	{"topic":"room","gap":{"after":3}}                 messages after 3 are lost
+//
+// A client that reconnects, on any transport, resumes by subscribing again
+// with the last seq it saw: it receives what it missed, in order and
+// exactly once, or a gap envelope first when the topic's history no longer
+// reaches back. Each envelope is built once per message and shared
+// (see Shared), so every transport encodes it once for all connections.
+type Topics struct {
+	b      Broker
+	store  PresenceStore // nil: presence is local
+	logger *slog.Logger
+
+	mu     sync.Mutex
+	topics map[string]*topic
+	local  map[string]map[string]Member // local presence when store is nil
+}
+
+// NewTopics returns topics over broker b; nil means a new MemoryBroker
+// with DefaultHistory.
+func NewTopics(b Broker) *Topics {
+	if b == nil {
+		b = NewMemoryBroker(0)
+	}
+	t := &Topics{b: b, logger: slog.Default(), topics: map[string]*topic{}, local: map[string]map[string]Member{}}
+	if s, ok := b.(PresenceStore); ok {
+		t.store = s
+	}
+	return t
+}
+
+// Broker returns the broker the topics run on.
+func (ts *Topics) Broker() *Broker { return &ts.b }
+
+// Publish sends m to every subscriber of topic, on every node, and returns
+// its sequence number.
+func (ts *Topics) Publish(ctx context.Context, topic string, m Message) (uint64, error) {
+	if m.Type != TextMessage && m.Type != BinaryMessage {
+		return 0, errors.New("realtime: invalid message type")
+	}
+	return ts.b.Publish(ctx, topic, m)
+}
+
+// Subscribe subscribes c to topic from now on.
+func (ts *Topics) Subscribe(c *Conn, topic string) error {
+	return ts.subscribe(c, topic, 0, false)
+}
+
+// Resume subscribes c to topic and first sends it the messages after seq
+// after that it missed, in order; a gap envelope comes first when some
+// are no longer kept. Resume with after 0 replays the whole kept history.
+func (ts *Topics) Resume(c *Conn, topic string, after uint64) error {
+	return ts.subscribe(c, topic, after, true)
+}
+
+// Unsubscribe ends c's subscription to topic. Closing c does it too.
+func (ts *Topics) Unsubscribe(c *Conn, topic string) {
+	ts.mu.Lock()
+	t := ts.topics[topic]
+	ts.mu.Unlock()
+	if t != nil {
+		t.remove(c)
+	}
+}
+
+// Join subscribes c to topic like Resume and makes it a member of the
+// topic's presence with info (any JSON value, or nil); every subscriber
+// receives a join envelope, and a leave envelope when c leaves or closes.
+func (ts *Topics) Join(c *Conn, topic string, after uint64, info any) error {
+	raw, err := json.Marshal(info)
+	if err != nil {
+		return err
+	}
+	if info == nil {
+		raw = nil
+	}
+	m := Member{ID: c.ID(), Info: raw}
+	if err := ts.subscribe(c, topic, after, true); err != nil {
+		return err
+	}
+	ctx := c.Context()
+	if err := ts.setMember(ctx, topic, m); err != nil {
+		return err
+	}
+	t := ts.get(topic)
+	t.mu.Lock()
+	if s := t.subs[c]; s != nil {
+		s.member = &m
+	}
+	t.mu.Unlock()
+	_, err = ts.b.Publish(ctx, topic, presence("join", m))
+	return err
+}
+
+// Members lists the members of topic's presence, on every node when the
+// broker shares presence.
+func (ts *Topics) Members(ctx context.Context, topic string) ([]Member, error) {
+	if ts.store != nil {
+		return ts.store.Members(ctx, topic)
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	out := make([]Member, 0, len(ts.local[topic]))
+	for _, m := range ts.local[topic] {
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func (ts *Topics) setMember(ctx context.Context, topic string, m Member) error {
+	if ts.store != nil {
+		return ts.store.SetMember(ctx, topic, m)
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.local[topic] == nil {
+		ts.local[topic] = map[string]Member{}
+	}
+	ts.local[topic][m.ID] = m
+	return nil
+}
+
+// leave removes m from topic's presence and tells the subscribers.
+func (ts *Topics) leave(topic string, m Member) {
+	ctx := context.Background()
+	var err error
+	if ts.store != nil {
+		err = ts.store.DeleteMember(ctx, topic, m.ID)
+	} else {
+		ts.mu.Lock()
+		delete(ts.local[topic], m.ID)
+		ts.mu.Unlock()
+	}
+	if err == nil {
+		_, err = ts.b.Publish(ctx, topic, presence("leave", m))
+	}
+	if err != nil {
+		ts.logger.Warn("realtime: presence leave failed", "topic", topic, "member", m.ID, "err", err)
+	}
+}
+
+func presence(kind string, m Member) Message {
+	b, _ := json.Marshal(presenceEvent{Presence: kind, Member: m})
+	return Message{Type: PresenceMessage, Data: b}
+}
+
+type presenceEvent struct {
+	Presence string `json:"presence"`
+	Member   Member `json:"member"`
+}
+
+// get returns topic's state, creating it.
+func (ts *Topics) get(name string) *topic {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	t := ts.topics[name]
+	if t == nil {
+		t = &topic{ts: ts, name: name, subs: map[*Conn]*subscriber{}}
+		ts.topics[name] = t
+	}
+	return t
+}
+
+func (ts *Topics) subscribe(c *Conn, name string, after uint64, resume bool) error {
+	for {
+		t := ts.get(name)
+		ok, err := t.add(c, after, resume)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		// t was being retired as c arrived: start over with a fresh one.
+	}
+}
+
+// Envelope is the JSON a connection receives for a topic message; see
+// Topics.
+type Envelope struct {
+	Topic    string          `json:"topic"`
+	Seq      uint64          `json:"seq,omitempty"`
+	Data     *string         `json:"data,omitempty"`
+	Binary   []byte          `json:"binary,omitempty"`
+	Presence string          `json:"presence,omitempty"`
+	Member   *Member         `json:"member,omitempty"`
+	Gap      *GapInfo        `json:"gap,omitempty"`
+	Raw      json.RawMessage `json:"-"`
+}
+
+// GapInfo says that messages after After were lost.
+type GapInfo struct {
+	After uint64 `json:"after"`
+}
+
+// envelope wraps a topic entry for connections, shared for fan-out.
+func envelope(topic string, e Entry) Message {
+	env := Envelope{Topic: topic, Seq: e.Seq}
+	switch e.Type {
+	case BinaryMessage:
+		env.Binary = e.Data
+		if env.Binary == nil {
+			env.Binary = []byte{}
+		}
+	case PresenceMessage:
+		var p presenceEvent
+		json.Unmarshal(e.Data, &p)
+		env.Presence, env.Member = p.Presence, &p.Member
+	default:
+		s := string(e.Data)
+		env.Data = &s
+	}
+	b, _ := json.Marshal(env)
+	return Shared(Message{Type: TextMessage, Data: b})
+}
+
+func gapEnvelope(topic string, after uint64) Message {
+	b, _ := json.Marshal(Envelope{Topic: topic, Gap: &GapInfo{After: after}})
+	return Message{Type: TextMessage, Data: b}
+}
+
+var _ = base64.StdEncoding
