@@ -73,3 +73,23 @@ type Member struct {
 	// user name, say); it reaches every subscriber.
 	Info json.RawMessage `json:"info,omitempty"`
 }
+
+// Relay is implemented by brokers that carry requests between nodes. A
+// route with Options.Relay set forwards an SSE POST-back, DELETE or
+// long-poll that reaches a node which does not hold its session to the
+// node that does, so a cluster needs no sticky sessions.
+type Relay interface {
+	// ServeNode answers the requests addressed to node with h until ctx
+	// ends. It returns once requests can reach h; h runs on goroutines of
+	// the relay's, one per request, and its context ends with ctx or when
+	// the requester gives up.
+	ServeNode(ctx context.Context, node string, h func(ctx context.Context, req []byte) []byte) error
+	// Request sends req to node and returns its answer, or an error when
+	// no node answers before ctx ends (ErrUnknownNode when the relay knows
+	// that nobody serves node).
+	Request(ctx context.Context, node string, req []byte) ([]byte, error)
+}
+
+// ErrUnknownNode is returned by Relay.Request when no node serves the
+// address.
+var ErrUnknownNode = errors.New("realtime: no such node")
