@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -345,6 +346,51 @@ true`)
 	if got := f.rec.messages(); !equal(got, []string{"one", "two", "bin:[0 255]", "three"}) {
 		t.Errorf("server got %q", got)
 	}
+}
+
+// TestFallbackSilentUpgrade puts a proxy in front that takes the upgrade
+// request and never answers: the page waits upgradeTimeout, then uses SSE.
+func TestFallbackSilentUpgrade(t *testing.T) {
+	ctx := newTab(t)
+	var mu sync.Mutex
+	var held []net.Conn
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	silent := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Upgrade") == "" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			c, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Errorf("hijack: %v", err)
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		})
+	}
+	f := newFixture(t, silent)
+	f.open(t, ctx, `
+const c = watch(new rt.RealtimeClient("/echo"));
+window.c = c;
+c.send("patience");
+true`)
+	waitFor(t, ctx, `log.msgs.length >= 1`, 15*time.Second)
+	if tr := eval[string](t, ctx, `c.transport`); tr != "sse" {
+		t.Errorf("transport %q, want sse", tr)
+	}
+	if got := eval[[]string](t, ctx, `log.errors`); len(got) != 1 || got[0] != "websocket: upgrade timed out" {
+		t.Errorf("errors %q", got)
+	}
+	logTiming(t, ctx, "websocket silent -> sse")
 }
 
 // bufferingWriter holds a whole response until the handler returns, like

@@ -618,12 +618,33 @@ export class RealtimeClient extends EventTarget {
         throw new Unavailable("longpoll: HTTP " + res.status);
       }
       this._newSession(await res.json());
+      this._opened({ resumed: false });
+      this._pollLoop(gen);
+      return;
     }
-    this._opened({ resumed: resume });
-    this._pollLoop(gen);
+    // A resumed session is open once its first poll is answered or held:
+    // refusals (404, 409, 503) come back at once.
+    let pending = true;
+    const held = setTimeout(() => {
+      if (pending && gen === this._gen) { pending = false; this._opened({ resumed: true }); }
+    }, 500);
+    const fail = (code, reason) => {
+      clearTimeout(held);
+      if (!pending) { this._lost(code, reason, gen); return; }
+      pending = false;
+      this._gen++;
+      this._retry(new Error(reason));
+    };
+    const ok = () => {
+      clearTimeout(held);
+      if (pending) { pending = false; this._opened({ resumed: true }); }
+    };
+    this._pollLoop(gen, fail, ok);
   }
 
-  async _pollLoop(gen) {
+  async _pollLoop(gen, fail, ok) {
+    fail = fail || ((code, reason) => this._lost(code, reason, gen));
+    ok = ok || (() => {});
     let conflicts = 0;
     while (gen === this._gen) {
       const ac = new AbortController();
@@ -638,7 +659,7 @@ export class RealtimeClient extends EventTarget {
         body = res.ok ? await res.json() : null;
       } catch (e) {
         clearTimeout(timer);
-        if (gen === this._gen) this._lost(1006, "poll failed", gen);
+        if (gen === this._gen) fail(1006, "poll failed");
         return;
       }
       clearTimeout(timer);
@@ -646,7 +667,7 @@ export class RealtimeClient extends EventTarget {
       if (res.status === 404) {
         this._gap({ reason: "unknown session" });
         this._token = null;
-        this._lost(1006, "session expired", gen);
+        fail(1006, "session expired");
         return;
       }
       if (res.status === 409 && conflicts++ < 5) {
@@ -656,10 +677,11 @@ export class RealtimeClient extends EventTarget {
         continue;
       }
       if (!res.ok) {
-        this._lost(res.status >= 500 ? 1006 : 1008, "poll: HTTP " + res.status, gen);
+        fail(res.status >= 500 || res.status === 409 ? 1006 : 1008, "poll: HTTP " + res.status);
         return;
       }
       conflicts = 0;
+      ok();
       if (body.gap) this._gap(body.gap);
       for (const m of body.messages || []) {
         if (m.seq <= this._lastSeq) continue;
@@ -669,7 +691,7 @@ export class RealtimeClient extends EventTarget {
       }
       if (body.close) {
         this._token = null;
-        this._lost(body.close.code, body.close.reason || "", gen);
+        fail(body.close.code, body.close.reason || "");
         return;
       }
     }
