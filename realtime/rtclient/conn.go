@@ -80,6 +80,8 @@ type Conn struct {
 	inbox    chan inItem
 	done     chan struct{}
 
+	notifyMu sync.Mutex // serialises state changes and OnState calls
+
 	mu        sync.Mutex
 	state     State
 	kindNow   realtime.Kind
@@ -361,9 +363,20 @@ func (c *Conn) serve(t transport) error {
 	return err
 }
 
-// markOpen is called by a transport, on the supervisor's goroutine, once
-// the server has answered.
-func (c *Conn) markOpen(t transport) { c.setState(Open, t.kind(), nil) }
+// markOpen is called by a transport once the server has answered. It is
+// ignored once t is no longer current.
+func (c *Conn) markOpen(t transport) {
+	c.notifyMu.Lock()
+	defer c.notifyMu.Unlock()
+	c.mu.Lock()
+	if c.cur != t || c.state == Open || c.state == Closed {
+		c.mu.Unlock()
+		return
+	}
+	c.state = Open
+	c.mu.Unlock()
+	c.notify(Open, t.kind(), nil)
+}
 
 // rotate returns kinds starting at the one that last worked.
 func rotate(kinds []realtime.Kind, first realtime.Kind) []realtime.Kind {
@@ -421,6 +434,8 @@ func (c *Conn) finish(ce *realtime.CloseError) {
 
 // setState records s and tells OnState, skipping repeats.
 func (c *Conn) setState(s State, k realtime.Kind, err error) {
+	c.notifyMu.Lock()
+	defer c.notifyMu.Unlock()
 	c.mu.Lock()
 	if c.state == s {
 		c.mu.Unlock()

@@ -61,6 +61,7 @@ type proxy struct {
 	h        http.Handler
 	refuseWS atomic.Bool
 	buffer   atomic.Bool
+	refuse   atomic.Bool // 503 for everything
 
 	mu   sync.Mutex
 	seen []seenRequest
@@ -75,6 +76,10 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	p.seen = append(p.seen, seenRequest{r.Method, r.URL.String(), realtime.BearerToken(r), r.Header.Get("Last-Event-ID"), websocket.IsWebSocketUpgrade(r)})
 	p.mu.Unlock()
+	if p.refuse.Load() {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
 	if p.refuseWS.Load() && websocket.IsWebSocketUpgrade(r) {
 		http.Error(w, "no upgrades here", http.StatusForbidden)
 		return

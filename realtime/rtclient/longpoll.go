@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -21,7 +22,8 @@ type lpTransport struct {
 	c      *Conn
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	heard  atomic.Bool
+	heard  atomic.Bool // the server answered a poll or an open
+	seen   atomic.Bool // a poll reached the server
 }
 
 // dialLongPoll opens a session, or takes over the current one (perhaps
@@ -136,9 +138,8 @@ func (t *lpTransport) run() error {
 		}
 		conflicts = 0
 		wd.touch()
-		if !t.heard.Swap(true) {
-			c.markOpen(t)
-		}
+		t.heard.Store(true)
+		c.markOpen(t)
 		if p.Gap != nil {
 			if err := c.deliver(t.ctx, wd, inItem{err: &GapError{After: p.Gap.After, Reason: "server backlog exceeded"}}); err != nil {
 				return err
@@ -174,6 +175,17 @@ func (t *lpTransport) poll() (*poll, int, error) {
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set(realtime.HeaderToken, token)
 	req.Header.Set(headerAck, strconv.FormatUint(ack, 10))
+	if !t.seen.Load() {
+		// A resumed session is open once a poll reaches the server: its
+		// answer may be held for the ping interval.
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			WroteRequest: func(i httptrace.WroteRequestInfo) {
+				if i.Err == nil && !t.seen.Swap(true) {
+					c.markOpen(t)
+				}
+			},
+		}))
+	}
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return nil, 0, err

@@ -110,62 +110,48 @@ func TestFallbackBufferedStream(t *testing.T) {
 }
 
 func TestFallbackSilentUpgrade(t *testing.T) {
+	f := newFixture(t, nil)
 	// A listener that accepts and never answers: the upgrade is silent.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFixture(t, nil)
-	silent := make(chan net.Conn, 1)
+	accepted := make(chan net.Conn, 1)
 	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			silent <- c
+		defer close(accepted)
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c
 		}
 	}()
 	defer func() {
 		ln.Close()
-		select {
-		case c := <-silent:
+		for c := range accepted {
 			c.Close()
-		default:
 		}
 	}()
-	// WebSocket goes to the silent listener; SSE to the route.
+	// The WebSocket dialer takes its dial function from the client's
+	// transport; without negotiation its first dial is the upgrade.
+	var dials atomic.Int32
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		to := f.ts.Listener.Addr().String()
+		if dials.Add(1) == 1 {
+			to = ln.Addr().String()
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, to)
+	}}
+	defer tr.CloseIdleConnections()
 	o := fastOptions()
 	o.NoNegotiate = true
 	o.UpgradeTimeout = 200 * time.Millisecond
-	o.HTTPClient = &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, f.ts.Listener.Addr().String())
-		},
-	}}
-	defer o.HTTPClient.CloseIdleConnections()
-	wsTo := ln.Addr().String()
-	o.HTTPClient.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if ctx.Value(wsKey{}) != nil {
-			return nil, errors.New("unused")
-		}
-		return (&net.Dialer{}).DialContext(ctx, network, f.ts.Listener.Addr().String())
-	}
-	// The WebSocket dialer takes its dial function from the transport, so
-	// route by request: an upgrade has no Accept header for SSE.
-	var dials atomic.Int32
-	o.HTTPClient.Transport.(*http.Transport).DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if dials.Add(1) == 1 {
-			return (&net.Dialer{}).DialContext(ctx, network, wsTo) // the first dial is the upgrade
-		}
-		return (&net.Dialer{}).DialContext(ctx, network, f.ts.Listener.Addr().String())
-	}
+	o.HTTPClient = &http.Client{Transport: tr}
 	start := time.Now()
 	c := dial(t, f.ts.URL, o)
 	t.Logf("WebSocket silent (UpgradeTimeout %v): settled on %v in %v", o.UpgradeTimeout, c.Transport(), time.Since(start))
 	if c.Transport() != realtime.SSE {
 		t.Fatalf("Transport() = %v, want sse", c.Transport())
 	}
+	c.Close(realtime.CloseNormal, "")
 }
-
-type wsKey struct{}
 
 func TestNegotiationSkipsUnlistedTransports(t *testing.T) {
 	f := newFixture(t, &realtime.Options{Transports: []realtime.Kind{realtime.LongPoll}})
@@ -218,11 +204,17 @@ func TestResume(t *testing.T) {
 				}
 			}
 			sc.SendText("end")
-			want, echo := 4, 0
-			for {
+			// A Send queued while reconnecting returns at once: its echo
+			// may come after "end".
+			want, echo, end := 4, 0, false
+			for !end || echo < 2 {
 				got := receiveText(t, ctx, c)
 				if got == "end" {
-					break
+					if want != 24 {
+						t.Fatalf("end after %d", want-1)
+					}
+					end = true
+					continue
 				}
 				if strings.HasPrefix(got, "up") {
 					if got != fmt.Sprintf("up%d", echo) {
@@ -298,6 +290,74 @@ func TestResumeOnOtherTransport(t *testing.T) {
 	}
 	if !resumed {
 		t.Fatal("no SSE resume was tried")
+	}
+}
+
+// TestGapBacklog: the client comes back after the server's backlog no
+// longer holds what it missed: Receive says how far it got, then goes on.
+func TestGapBacklog(t *testing.T) {
+	for _, k := range []realtime.Kind{realtime.SSE, realtime.LongPoll} {
+		t.Run(string(k), func(t *testing.T) {
+			f := newFixture(t, &realtime.Options{ResumeBuffer: 2, Overflow: realtime.OverflowDropOldest})
+			ctx := testContext(t)
+			st := make(states, 64)
+			o := fastOptions(k)
+			o.OnState = st.on
+			c := dial(t, f.ts.URL, o)
+			sc := recv(t, f.rec.opens)
+			sc.SendText("1")
+			if got := receiveText(t, ctx, c); got != "1" {
+				t.Fatalf("got %q", got)
+			}
+			f.proxy.refuse.Store(true)
+			f.drop()
+			for i := 2; i <= 6; i++ {
+				sc.SendText(fmt.Sprint(i))
+			}
+			// A poll between requests notices the refusal at its next one.
+			st.wait(t, rtclient.Reconnecting)
+			f.proxy.refuse.Store(false)
+			_, err := c.Receive(ctx)
+			var gap *rtclient.GapError
+			if !errors.As(err, &gap) || gap.NewConnection || gap.After != 1 {
+				t.Fatalf("Receive: %v, want a gap after 1", err)
+			}
+			for i := 5; i <= 6; i++ {
+				if got := receiveText(t, ctx, c); got != fmt.Sprint(i) {
+					t.Fatalf("got %q, want %d", got, i)
+				}
+			}
+		})
+	}
+}
+
+// TestSessionExpired: the client comes back after the session's resume
+// window: it gets a new session and Receive says so.
+func TestSessionExpired(t *testing.T) {
+	for _, k := range []realtime.Kind{realtime.SSE, realtime.LongPoll} {
+		t.Run(string(k), func(t *testing.T) {
+			f := newFixture(t, &realtime.Options{ResumeWindow: 50 * time.Millisecond})
+			ctx := testContext(t)
+			c := dial(t, f.ts.URL, fastOptions(k))
+			recv(t, f.rec.opens)
+			f.proxy.refuse.Store(true)
+			f.drop()
+			if ce := closeCode(t, recv(t, f.rec.closes)); !errors.Is(ce, realtime.ErrResumeTimeout) {
+				t.Fatalf("server closed with %v", ce)
+			}
+			f.proxy.refuse.Store(false)
+			_, err := c.Receive(ctx)
+			var gap *rtclient.GapError
+			if !errors.As(err, &gap) || !gap.NewConnection {
+				t.Fatalf("Receive: %v, want a new-connection gap", err)
+			}
+			t.Logf("gap: %v", gap)
+			recv(t, f.rec.opens)
+			c.SendText(ctx, "new")
+			if got := receiveText(t, ctx, c); got != "new" {
+				t.Fatalf("got %q", got)
+			}
+		})
 	}
 }
 
@@ -454,9 +514,9 @@ func TestBearerToken(t *testing.T) {
 }
 
 // TestKeepalive: a stream that goes silent past pingInterval+pongTimeout
-// is taken for dead, and the client resumes.
+// is taken for dead, and the client resumes; here the server no longer
+// knows the session, starts a new one, and Receive says so.
 func TestKeepalive(t *testing.T) {
-	var streams atomic.Int32
 	resumed := make(chan string, 4)
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("transport") != "sse" {
@@ -467,11 +527,12 @@ func TestKeepalive(t *testing.T) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		if id := r.Header.Get("Last-Event-ID"); id != "" {
 			resumed <- id
+			fmt.Fprint(w, "event: gap\ndata: {\"reason\":\"unknown session\"}\n\n"+
+				"id: TOK2.0\nevent: session\ndata: {\"token\":\"TOK2\"}\n\nid: TOK2.1\ndata: two\n\n")
 		} else {
 			fmt.Fprint(w, "id: TOK.0\nevent: session\ndata: {\"token\":\"TOK\"}\n\nid: TOK.1\ndata: one\n\n")
 		}
 		w.(http.Flusher).Flush()
-		streams.Add(1)
 		<-r.Context().Done() // silent: no pings
 	}))
 	defer ts.Close()
@@ -481,6 +542,17 @@ func TestKeepalive(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 	if id := recv(t, resumed); id != "TOK.1" {
+		t.Fatalf("resumed with Last-Event-ID %q", id)
+	}
+	_, err := c.Receive(ctx)
+	var gap *rtclient.GapError
+	if !errors.As(err, &gap) || !gap.NewConnection || gap.Reason != "unknown session" {
+		t.Fatalf("Receive: %v, want a new-connection gap", err)
+	}
+	if got := receiveText(t, ctx, c); got != "two" {
+		t.Fatalf("got %q", got)
+	}
+	if id := recv(t, resumed); id != "TOK2.1" {
 		t.Fatalf("resumed with Last-Event-ID %q", id)
 	}
 }
