@@ -16,12 +16,14 @@ type MemoryBroker struct {
 
 	mu     sync.Mutex
 	topics map[string]*memTopic
+	nodes  map[string]func(context.Context, []byte) []byte
 	closed bool
 }
 
 var (
 	_ Broker        = (*MemoryBroker)(nil)
 	_ PresenceStore = (*MemoryBroker)(nil)
+	_ Relay         = (*MemoryBroker)(nil)
 )
 
 type memTopic struct {
@@ -45,7 +47,7 @@ func NewMemoryBroker(historySize int) *MemoryBroker {
 	if historySize <= 0 {
 		historySize = DefaultHistory
 	}
-	return &MemoryBroker{size: historySize, topics: map[string]*memTopic{}}
+	return &MemoryBroker{size: historySize, topics: map[string]*memTopic{}, nodes: map[string]func(context.Context, []byte) []byte{}}
 }
 
 func (b *MemoryBroker) topicLocked(name string) *memTopic {
@@ -191,4 +193,36 @@ func (b *MemoryBroker) Close() error {
 		}
 	}
 	return nil
+}
+
+// ServeNode answers requests to node with h until ctx ends: routes of one
+// process that share the broker forward session requests to each other.
+func (b *MemoryBroker) ServeNode(ctx context.Context, node string, h func(ctx context.Context, req []byte) []byte) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrBrokerClosed
+	}
+	b.nodes[node] = h
+	context.AfterFunc(ctx, func() {
+		b.mu.Lock()
+		delete(b.nodes, node)
+		b.mu.Unlock()
+	})
+	return nil
+}
+
+// Request calls node's handler with req.
+func (b *MemoryBroker) Request(ctx context.Context, node string, req []byte) ([]byte, error) {
+	b.mu.Lock()
+	h := b.nodes[node]
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		return nil, ErrBrokerClosed
+	}
+	if h == nil {
+		return nil, ErrUnknownNode
+	}
+	return h(ctx, req), nil
 }

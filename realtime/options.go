@@ -100,6 +100,14 @@ type Options struct {
 	// for a request, such as a user id. A session token is then honoured
 	// only on requests with the same identity as the one that opened it.
 	Identity func(r *http.Request) string
+	// Relay, when set, joins the route to a cluster: every node serves the
+	// route with a Relay on the same broker, and a session request (an SSE
+	// POST-back or DELETE, a long-poll) that reaches a node which does not
+	// hold its session is forwarded to the node that does, so no sticky
+	// sessions are needed. Session tokens name their node. A resumed SSE
+	// stream must reach its own node (or it starts a new session with a
+	// gap event); topics resume on any node.
+	Relay Relay
 
 	// Compression negotiates permessage-deflate on WebSocket. It costs
 	// memory per connection, so it is off by default.

@@ -19,6 +19,8 @@ type Route struct {
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
 	sessions map[string]*session // by token
+	node     string             // prefix of this route's session tokens
+	stopNode context.CancelFunc // stops serving relayed requests
 	closing  bool
 	idle     chan struct{} // closed when the route is closing and empty
 }
@@ -43,6 +45,10 @@ func NewRoute(h Handler, o *Options) *Route {
 		}
 		rt.handlers = append(rt.handlers, t.Handler(rt.Endpoint(k)))
 	}
+	rt.node = newNodeID()
+	if rt.opts.Relay != nil {
+		rt.serveRelay()
+	}
 	return rt
 }
 
@@ -62,9 +68,15 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusForbidden, ErrOrigin.Error())
 		return
 	}
-	if token := r.Header.Get(HeaderToken); token != "" && r.Method != http.MethodGet {
-		rt.serveSession(w, r, token)
-		return
+	if token := r.Header.Get(HeaderToken); token != "" {
+		if rt.opts.Relay != nil && !rt.owns(token) {
+			rt.forward(w, r, token)
+			return
+		}
+		if r.Method != http.MethodGet {
+			rt.serveSession(w, r, token)
+			return
+		}
 	}
 	for _, th := range rt.handlers {
 		if th.Match(r) {
@@ -203,6 +215,11 @@ func (rt *Route) startShutdown() <-chan struct{} {
 }
 
 func (rt *Route) wait(ctx context.Context, idle <-chan struct{}) error {
+	defer func() {
+		if rt.stopNode != nil {
+			rt.stopNode()
+		}
+	}()
 	select {
 	case <-idle:
 		return nil

@@ -82,7 +82,7 @@ var _ Wire = (*session)(nil)
 func newSession(c *Conn, r *http.Request) *session {
 	s := &session{
 		c:       c,
-		token:   newToken(),
+		token:   c.route.node + newToken(),
 		origin:  r.Header.Get("Origin"),
 		next:    1,
 		inNext:  1,
