@@ -19,8 +19,8 @@ type Route struct {
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
 	sessions map[string]*session // by token
-	node     string             // prefix of this route's session tokens
-	stopNode context.CancelFunc // stops serving relayed requests
+	node     string              // prefix of this route's session tokens
+	stopNode context.CancelFunc  // stops serving relayed requests
 	closing  bool
 	idle     chan struct{} // closed when the route is closing and empty
 }
