@@ -32,6 +32,23 @@ type relayed struct {
 	Host   string      `json:"host"`
 	Header http.Header `json:"header"`
 	Body   []byte      `json:"body,omitempty"`
+	// Identity is what Options.Identity said on the forwarding node, after
+	// its middleware ran; the owning node checks the session against it.
+	Identity string `json:"identity,omitempty"`
+}
+
+// relayedIdentity is the context key of a relayed request's identity.
+type relayedIdentity struct{}
+
+// identityOf returns the identity of r for session checks.
+func (rt *Route) identityOf(r *http.Request) string {
+	if id, ok := r.Context().Value(relayedIdentity{}).(string); ok {
+		return id
+	}
+	if f := rt.opts.Identity; f != nil {
+		return f(r)
+	}
+	return ""
 }
 
 // relayedResponse is its answer.
@@ -57,7 +74,7 @@ func (rt *Route) forward(w http.ResponseWriter, r *http.Request, token string) {
 		WriteError(w, http.StatusRequestEntityTooLarge, ErrReadLimit.Error())
 		return
 	}
-	req, _ := json.Marshal(relayed{Method: r.Method, URL: r.URL.RequestURI(), Host: r.Host, Header: r.Header, Body: body})
+	req, _ := json.Marshal(relayed{Method: r.Method, URL: r.URL.RequestURI(), Host: r.Host, Header: r.Header, Body: body, Identity: rt.identityOf(r)})
 	ctx, cancel := context.WithTimeout(r.Context(), max(rt.opts.PingInterval, 0)+relayMargin)
 	defer cancel()
 	out, err := rt.opts.Relay.Request(ctx, nodeSubject(token[:nodeIDLen]), req)
@@ -94,6 +111,7 @@ func (rt *Route) serveRelay() {
 		if err := json.Unmarshal(req, &in); err != nil {
 			return mustJSON(relayedResponse{Status: http.StatusBadRequest})
 		}
+		ctx = context.WithValue(ctx, relayedIdentity{}, in.Identity)
 		r, err := http.NewRequestWithContext(ctx, in.Method, in.URL, bytes.NewReader(in.Body))
 		if err != nil {
 			return mustJSON(relayedResponse{Status: http.StatusBadRequest})

@@ -89,9 +89,7 @@ func newSession(c *Conn, r *http.Request) *session {
 		wake:    make(chan struct{}),
 		pending: map[uint64]Message{},
 	}
-	if f := c.opts.Identity; f != nil {
-		s.identity = f(r)
-	}
+	s.identity = c.route.identityOf(r)
 	return s
 }
 
@@ -102,7 +100,7 @@ func newToken() string { return rand.Text() }
 // same origin the session was opened from (a same-origin request that
 // sends no Origin counts as the route's own origin).
 func (s *session) bound(r *http.Request) bool {
-	if f := s.c.opts.Identity; f != nil && f(r) != s.identity {
+	if s.c.route.identityOf(r) != s.identity {
 		return false
 	}
 	o := r.Header.Get("Origin")
