@@ -83,7 +83,7 @@ func newSession(c *Conn, r *http.Request) *session {
 	s := &session{
 		c:       c,
 		token:   c.route.node + newToken(),
-		origin:  r.Header.Get("Origin"),
+		origin:  originKey(r),
 		next:    1,
 		inNext:  1,
 		wake:    make(chan struct{}),
@@ -97,17 +97,21 @@ func newSession(c *Conn, r *http.Request) *session {
 func newToken() string { return rand.Text() }
 
 // bound reports whether r may act on the session: same identity, and the
-// same origin the session was opened from (a same-origin request that
-// sends no Origin counts as the route's own origin).
+// same origin the session was opened from. A request without an Origin
+// header (browsers send none on same-origin GETs) and one whose Origin is
+// the route's own host both count as the route's own origin.
 func (s *session) bound(r *http.Request) bool {
-	if s.c.route.identityOf(r) != s.identity {
-		return false
-	}
+	return s.c.route.identityOf(r) == s.identity && originKey(r) == s.origin
+}
+
+// originKey is the origin a session is bound to: "" for the route's own,
+// else the foreign origin the route allowed.
+func originKey(r *http.Request) string {
 	o := r.Header.Get("Origin")
-	if o == "" || s.origin == "" {
-		return o == s.origin || sameOrigin(r) && (s.origin == "" || s.origin == o)
+	if o == "" || sameOrigin(r) {
+		return ""
 	}
-	return o == s.origin
+	return o
 }
 
 // Write appends msgs to the backlog. Attachments write to the network at

@@ -589,3 +589,34 @@ func TestBinaryMessages(t *testing.T) {
 		}
 	})
 }
+
+// A session is bound to the origin that opened it. Browsers send no Origin
+// on same-origin GETs, so the route's own origin and no Origin are one.
+func TestSessionOriginBinding(t *testing.T) {
+	eachSession(t, func(t *testing.T, tr transport) {
+		f := newFixture(t, tr, echo, realtime.Options{AllowedOrigins: []string{"http://app.example"}})
+		self := "http://" + strings.TrimPrefix(strings.TrimSuffix(f.url, "/"), "http://")
+		p := f.dial(http.Header{"Origin": {self}}).(resumer)
+		s := sessionOf(p)
+		if tr.kind == realtime.LongPoll {
+			p.Drop() // polls read the header: change it between polls
+		}
+		s.header = nil // later requests carry no Origin, as a browser's same-origin GET
+		if err := p.SendText("no origin"); err != nil {
+			t.Fatal(err)
+		}
+		if tr.kind == realtime.LongPoll {
+			p.Resume(t)
+		}
+		if got := recv(t, p); got != "no origin" {
+			t.Fatalf("got %q", got)
+		}
+		if tr.kind == realtime.LongPoll {
+			p.Drop()
+		}
+		s.header = http.Header{"Origin": {"http://app.example"}} // allowed, but not this session's
+		if err := p.SendText("x"); statusOf(err) != http.StatusNotFound {
+			t.Fatalf("another allowed origin: %v, want 404", err)
+		}
+	})
+}
