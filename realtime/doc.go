@@ -64,6 +64,32 @@
 // goroutines are written by a writer goroutine that exists only while there
 // is something to write. Every write is bounded by Options.WriteTimeout.
 //
+// # Transports and configuration
+//
+// Options.Transports lists what a route serves; the presets (Messaging,
+// Collaboration, Dashboard, Progress, RequestResponse) name the seed's use
+// cases. One URL takes a WebSocket upgrade, an SSE stream
+// ("Accept: text/event-stream"), long-polls and plain POSTs; a plain GET
+// answers a Negotiation listing what the route allows. SSE and
+// long-polling are sessions: a secret token, bound to the client's origin
+// and identity (Options.Identity), carries the client's messages by POST,
+// and a bounded backlog (Options.ResumeBuffer) lets a dropped client
+// resume without loss within Options.ResumeWindow, or tells it of a gap.
+// The wire format is in transports/PROTOCOL.md. BearerToken reads a
+// credential from a header or, for browsers' WebSockets, a subprotocol.
+//
+// # Topics and clusters
+//
+// Topics fans a message out to every connection subscribed to a topic,
+// encoding it once per transport (see Shared). A topic keeps a bounded
+// history with sequence numbers, so a client that reconnects, on any
+// transport, resumes after the last seq it saw, or is told of a gap;
+// Topics.Join adds presence with join and leave events. Topics run on a
+// Broker: the in-memory one by default, NATS or Redis (packages under
+// realtime/broker) to span processes. With Options.Relay set, a session
+// request that reaches a node which does not hold its session is
+// forwarded to the one that does, so no sticky sessions are needed.
+//
 // # Security
 //
 // By default a route accepts browser requests from its own origin only,
