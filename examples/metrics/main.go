@@ -1,0 +1,109 @@
+// Command metrics is a live dashboard of the server's own figures: one
+// background goroutine samples the process and the host once a second
+// (process CPU % from getrusage deltas, Go heap from runtime.MemStats,
+// the host's load average from /proc/loadavg) and publishes each sample
+// on the realtime.Topics topic "metrics". Every dashboard subscribes in
+// its handler's Open, replaying the last minute first, so all of them draw
+// the same chart; the page draws it in hand-written SVG.
+//
+// The sampler belongs to run: it starts with the server and stops, before
+// the connections close, when the server shuts down.
+//
+//	go run ./examples/metrics                # open http://localhost:8080/ in a few tabs
+//	go run ./examples/metrics -every 250ms -addr localhost:9000
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/rtjs"
+	_ "github.com/rtkit/rtkit/transports/longpoll"
+	_ "github.com/rtkit/rtkit/transports/sse"
+	_ "github.com/rtkit/rtkit/transports/websocket"
+)
+
+//go:embed index.html
+var page []byte
+
+func main() {
+	addr := flag.String("addr", "localhost:8080", "address to listen on")
+	every := flag.Duration("every", time.Second, "time between two samples")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *addr, *every, func(url string) { fmt.Println("metrics: open", url) }); err != nil {
+		slog.Error("metrics", "err", err)
+		os.Exit(1)
+	}
+}
+
+// history is how many samples a new dashboard receives first.
+const history = 60
+
+// newMux returns the example's routes, owned by srv: the page, the browser
+// client and /metrics, where dashboards subscribe to ts.
+func newMux(srv *realtime.Server, ts *realtime.Topics) *http.ServeMux {
+	o := realtime.Dashboard // SSE first; the oldest update is dropped for a slow screen
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", srv.Route(newDashboard(ts), &o))
+	mux.Handle(rtjs.Path, rtjs.Handler())
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(page)
+	})
+	return mux
+}
+
+// run samples and serves until ctx ends; then it stops the sampler, closes
+// every connection with "going away" and waits for the handlers, at most
+// five seconds.
+func run(ctx context.Context, addr string, every time.Duration, ready func(url string)) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	ts := realtime.NewTopics(realtime.NewMemoryBroker(history))
+	var rt realtime.Server
+	hs := &http.Server{Handler: newMux(&rt, ts), ReadHeaderTimeout: 10 * time.Second}
+	host := addr
+	if _, port, _ := net.SplitHostPort(addr); port == "0" || port == "" {
+		host = ln.Addr().String()
+	}
+
+	// The one publisher, owned by run.
+	pctx, stopPublisher := context.WithCancel(ctx)
+	defer stopPublisher()
+	var wg sync.WaitGroup
+	wg.Go(func() { publish(pctx, ts, every, newSampler()) })
+
+	ready("http://" + host + "/")
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+	}
+	stopPublisher()
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = errors.Join(rt.Shutdown(sctx), hs.Shutdown(sctx))
+	<-errc
+	return err
+}
