@@ -1,0 +1,205 @@
+package natsbroker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/rtkit/rtkit/realtime"
+)
+
+// bucket is the presence bucket's name.
+func (b *Broker) bucket() string { return b.o.Prefix + "_presence" }
+
+// ensureBucket creates the presence bucket, or updates its settings, and
+// keeps a handle on it.
+func (b *Broker) ensureBucket(ctx context.Context) error {
+	cfg := jetstream.KeyValueConfig{
+		Bucket:      b.bucket(),
+		Description: "rtkit presence: <topic>.<member id> = member",
+		Storage:     b.o.Storage,
+		Replicas:    b.o.Replicas,
+	}
+	if b.o.PresenceTTL > 0 {
+		cfg.TTL = b.o.PresenceTTL
+	}
+	kv, err := b.js.CreateOrUpdateKeyValue(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("natsbroker: presence bucket %s: %w", cfg.Bucket, err)
+	}
+	if b.kv == nil {
+		b.kv = kv
+	}
+	return nil
+}
+
+// memberEntry is a member this broker set, refreshed until deleted.
+type memberEntry struct {
+	mu   sync.Mutex // orders the key's writes, held across them
+	val  []byte
+	live bool
+}
+
+func (b *Broker) memberKey(topic, id string) string { return token(topic) + "." + token(id) }
+
+// entry returns key's entry, locked, creating it.
+func (b *Broker) entry(key string) *memberEntry {
+	for {
+		b.mu.Lock()
+		e := b.members[key]
+		if e == nil {
+			e = &memberEntry{}
+			b.members[key] = e
+		}
+		b.mu.Unlock()
+		e.mu.Lock()
+		b.mu.Lock()
+		current := b.members[key] == e
+		b.mu.Unlock()
+		if current {
+			return e
+		}
+		e.mu.Unlock() // deleted while we waited
+	}
+}
+
+// drop forgets key's entry, which the caller has locked.
+func (b *Broker) drop(key string, e *memberEntry) {
+	e.live = false
+	b.mu.Lock()
+	if b.members[key] == e {
+		delete(b.members, key)
+	}
+	b.mu.Unlock()
+}
+
+// SetMember records m as present in topic, and keeps it there (see
+// Options.PresenceTTL) until DeleteMember or Close.
+func (b *Broker) SetMember(ctx context.Context, topic string, m realtime.Member) error {
+	if b.isClosed() {
+		return realtime.ErrBrokerClosed
+	}
+	val, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	key := b.memberKey(topic, m.ID)
+	e := b.entry(key)
+	defer e.mu.Unlock()
+	if err := b.put(ctx, key, val); err != nil {
+		b.drop(key, e)
+		return fmt.Errorf("natsbroker: presence in %q: %w", topic, err)
+	}
+	e.val, e.live = val, true
+	return nil
+}
+
+// put writes a presence value, recreating the bucket if the server lost
+// it (memory storage across a restart).
+func (b *Broker) put(ctx context.Context, key string, val []byte) error {
+	_, err := b.kv.Put(ctx, key, val)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		if err = b.ensureBucket(ctx); err == nil {
+			_, err = b.kv.Put(ctx, key, val)
+		}
+	}
+	return err
+}
+
+// DeleteMember removes the member with the given id from topic, whichever
+// node set it.
+func (b *Broker) DeleteMember(ctx context.Context, topic, id string) error {
+	if b.isClosed() {
+		return realtime.ErrBrokerClosed
+	}
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	key := b.memberKey(topic, id)
+	e := b.entry(key)
+	defer e.mu.Unlock()
+	b.drop(key, e)
+	if err := b.kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("natsbroker: presence in %q: %w", topic, err)
+	}
+	return nil
+}
+
+// Members lists topic's members, on every node, from a KV watch of the
+// topic's keys.
+func (b *Broker) Members(ctx context.Context, topic string) ([]realtime.Member, error) {
+	if b.isClosed() {
+		return nil, realtime.ErrBrokerClosed
+	}
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	w, err := b.kv.WatchFiltered(ctx, []string{token(topic) + ".*"}, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("natsbroker: members of %q: %w", topic, err)
+	}
+	defer w.Stop()
+	var out []realtime.Member
+	for {
+		select {
+		case kve, ok := <-w.Updates():
+			if !ok {
+				return nil, fmt.Errorf("natsbroker: members of %q: watch ended", topic)
+			}
+			if kve == nil { // caught up
+				return out, nil
+			}
+			var m realtime.Member
+			if err := json.Unmarshal(kve.Value(), &m); err == nil {
+				out = append(out, m)
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("natsbroker: members of %q: %w", topic, ctx.Err())
+		}
+	}
+}
+
+// refresh rewrites this broker's members every PresenceTTL/3 so that the
+// bucket does not expire them, until Close.
+func (b *Broker) refresh() {
+	defer b.wg.Done()
+	t := time.NewTicker(b.o.PresenceTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+		}
+		b.mu.Lock()
+		keys := make([]string, 0, len(b.members))
+		for k := range b.members {
+			keys = append(keys, k)
+		}
+		b.mu.Unlock()
+		for _, k := range keys {
+			if b.ctx.Err() != nil {
+				return
+			}
+			b.mu.Lock()
+			e := b.members[k]
+			b.mu.Unlock()
+			if e == nil {
+				continue
+			}
+			e.mu.Lock()
+			if e.live {
+				ctx, cancel := context.WithTimeout(b.ctx, b.o.Timeout)
+				b.put(ctx, k, e.val) // a failure is retried next round
+				cancel()
+			}
+			e.mu.Unlock()
+		}
+	}
+}
