@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,82 +19,20 @@ import (
 
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtjs"
+	"github.com/rtkit/rtkit/testing/browsertest"
 	_ "github.com/rtkit/rtkit/transports/longpoll"
 	_ "github.com/rtkit/rtkit/transports/sse"
 	_ "github.com/rtkit/rtkit/transports/websocket"
 )
 
-// chromiumPath finds the browser on PATH (Debian installs /usr/bin/chromium,
-// other distributions chromium-browser); "" when there is none, so that
-// PATH decides whether the browser tests run.
-func chromiumPath() string {
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-// browser is the headless Chromium every test opens its tabs in.
-var browser struct {
-	once   sync.Once
-	ctx    context.Context
-	cancel func()
-	err    error
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if browser.cancel != nil {
-		browser.cancel()
-	}
+	browsertest.Shutdown()
 	os.Exit(code)
 }
 
-// newTab returns a fresh tab (its own cookie-less context is not needed:
-// every test serves its own origin) or skips when there is no browser.
-func newTab(t *testing.T) context.Context {
-	t.Helper()
-	path := chromiumPath()
-	if path == "" {
-		t.Skip("chromium not found on PATH: apt-get install chromium")
-	}
-	browser.once.Do(func() {
-		dir, err := os.MkdirTemp("", "rtjs-chromium-")
-		if err != nil {
-			browser.err = err
-			return
-		}
-		opts := []chromedp.ExecAllocatorOption{
-			chromedp.ExecPath(path),
-			chromedp.Flag("headless", true),
-			chromedp.Flag("no-sandbox", true),
-			chromedp.Flag("disable-gpu", true),
-			chromedp.Flag("disable-quic", true),
-			chromedp.Flag("no-first-run", true),
-			chromedp.Flag("disable-background-networking", true),
-			chromedp.Flag("disable-component-update", true),
-			chromedp.Flag("disable-sync", true),
-			chromedp.UserDataDir(dir),
-		}
-		actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-		bctx, bcancel := chromedp.NewContext(actx)
-		if err := chromedp.Do(bctx); err != nil { // starts the browser
-			browser.err = err
-		}
-		browser.ctx = bctx
-		browser.cancel = func() { bcancel(); acancel(); os.RemoveAll(dir) }
-	})
-	if browser.err != nil {
-		t.Fatalf("starting chromium: %v", browser.err)
-	}
-	ctx, cancel := chromedp.NewContext(browser.ctx)
-	t.Cleanup(cancel)
-	ctx, cancel2 := context.WithTimeout(ctx, 60*time.Second)
-	t.Cleanup(cancel2)
-	return ctx
-}
+// newTab returns a fresh tab, or skips when there is no browser.
+func newTab(t *testing.T) context.Context { return browsertest.NewTab(t) }
 
 // recorder is what the server's echo handler saw.
 type recorder struct {
