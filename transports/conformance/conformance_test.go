@@ -620,3 +620,50 @@ func TestSessionOriginBinding(t *testing.T) {
 		}
 	})
 }
+
+// The session token is a credential: no log line carries it, at any level.
+// (No exported method of Conn or Route returns it either.)
+func TestTokenNeverLogged(t *testing.T) {
+	eachSession(t, func(t *testing.T, tr transport) {
+		var buf syncBuffer
+		logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		f := newFixture(t, tr, realtime.Funcs{OnMessage: func(c *realtime.Conn, m realtime.Message) error {
+			c.Logger().Info("got", "text", m.Text())
+			if m.Text() == "fail" {
+				panic("boom")
+			}
+			return c.Send(m)
+		}}, realtime.Options{Logger: logger})
+		p := f.dial(nil).(resumer)
+		c := f.nextOpen()
+		p.SendText("hi")
+		recv(t, p)
+		p.SendText("fail")
+		closeOf(t, p)
+		<-c.Done()
+		if !strings.Contains(buf.String(), c.ID()) {
+			t.Fatalf("the log does not name the connection: %s", buf.String())
+		}
+		if strings.Contains(buf.String(), p.Token()) {
+			t.Fatalf("the token is in the log:\n%s", buf.String())
+		}
+	})
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
