@@ -1,0 +1,193 @@
+package redisbroker_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/broker/redisbroker"
+)
+
+// go-redis starts no background goroutines that outlive a closed client
+// and its closed PubSubs, so no goleak ignores are needed.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// redisServer is a redis-server process on a free loopback port, with its
+// data (an append-only file) in a test's temporary directory, so that it
+// can be killed and started again with its history.
+type redisServer struct {
+	t    testing.TB
+	path string
+	port int
+	dir  string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	out    *bytes.Buffer
+	exited chan struct{}
+}
+
+// startRedis starts a redis-server for the test and stops it at cleanup.
+func startRedis(t testing.TB) *redisServer {
+	t.Helper()
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server not found on PATH: apt-get install redis-server")
+	}
+	s := &redisServer{t: t, path: path, dir: t.TempDir()}
+	t.Cleanup(s.Kill)
+	// Another process may take the free port before redis-server binds
+	// it: try a few.
+	for attempt := 0; ; attempt++ {
+		s.port = freePort(t)
+		err := s.Start()
+		if err == nil {
+			return s
+		}
+		if attempt == 4 {
+			t.Fatal(err)
+		}
+	}
+}
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func (s *redisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// Start starts the server (again, on the same port and directory) and
+// waits until it answers PING.
+func (s *redisServer) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cmd := exec.Command(s.path, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "yes", "--dir", s.dir)
+	out := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	s.cmd, s.out, s.exited = cmd, out, exited
+
+	// Readiness has no event to wait for: poll PING until a deadline.
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: time.Second})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		tick := time.NewTimer(20 * time.Millisecond)
+		select {
+		case <-exited:
+			tick.Stop()
+			return fmt.Errorf("redis-server exited: %s", out.String())
+		case <-tick.C:
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("redis-server not ready: %v; %s", err, out.String())
+		}
+	}
+}
+
+// Kill kills the server, as a crash would, and waits for it to exit.
+func (s *redisServer) Kill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Kill()
+	<-s.exited
+	s.cmd = nil
+}
+
+// Client returns a client of the server, closed at cleanup.
+func (s *redisServer) Client(t testing.TB) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), DialTimeout: time.Second})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// newBroker returns a broker on its own client of s, closed at cleanup
+// (before the client).
+func newBroker(t testing.TB, s *redisServer, o *redisbroker.Options) *redisbroker.Broker {
+	t.Helper()
+	c := s.Client(t)
+	b, err := redisbroker.New(c, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func tctx(t testing.TB) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// collector gathers a subscription's deliveries.
+type collector struct {
+	mu      sync.Mutex
+	entries []realtime.Entry
+	notify  chan struct{}
+}
+
+func newCollector() *collector { return &collector{notify: make(chan struct{}, 1)} }
+
+func (c *collector) deliver(e realtime.Entry) {
+	c.mu.Lock()
+	c.entries = append(c.entries, e)
+	c.mu.Unlock()
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+// wait returns the entries once there are at least n.
+func (c *collector) wait(t testing.TB, n int) []realtime.Entry {
+	t.Helper()
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	for {
+		c.mu.Lock()
+		if len(c.entries) >= n {
+			out := append([]realtime.Entry(nil), c.entries...)
+			c.mu.Unlock()
+			return out
+		}
+		got := len(c.entries)
+		c.mu.Unlock()
+		select {
+		case <-c.notify:
+		case <-deadline.C:
+			t.Fatalf("got %d entries, want %d", got, n)
+		}
+	}
+}

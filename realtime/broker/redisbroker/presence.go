@@ -1,0 +1,205 @@
+package redisbroker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rtkit/rtkit/realtime"
+)
+
+// localMember is a member set through this broker, refreshed by it.
+type localMember struct {
+	info    json.RawMessage
+	version uint64 // changes whenever the member is set again
+}
+
+// The presence scripts keep a topic's members hash and its alive sorted
+// set (id → expiry in ms of the server's clock, +inf for never) together.
+// KEYS: members, alive.
+const scriptNow = `
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
+// setMembersScript records members. ARGV: ttl in ms (<= 0: never
+// expires), then id, info pairs.
+var setMembersScript = redis.NewScript(scriptNow + `
+local ttl = tonumber(ARGV[1])
+local exp = '+inf'
+if ttl > 0 then exp = string.format('%d', now + ttl) end
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1])
+  redis.call('ZADD', KEYS[2], exp, ARGV[i])
+end
+return (#ARGV - 1) / 2
+`)
+
+// deleteMemberScript removes a member. ARGV: id.
+var deleteMemberScript = redis.NewScript(`
+redis.call('HDEL', KEYS[1], ARGV[1])
+return redis.call('ZREM', KEYS[2], ARGV[1])
+`)
+
+// membersScript drops the expired members and lists the others as id,
+// info pairs.
+var membersScript = redis.NewScript(scriptNow + `
+local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+for _, id in ipairs(dead) do redis.call('HDEL', KEYS[1], id) end
+if #dead > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now) end
+return redis.call('HGETALL', KEYS[1])
+`)
+
+func (b *Broker) memberKeys(topic string) []string {
+	return []string{b.key(topic, "members"), b.key(topic, "alive")}
+}
+
+func (b *Broker) ttlMillis() int64 {
+	if b.memberTTL <= 0 {
+		return 0
+	}
+	return b.memberTTL.Milliseconds()
+}
+
+// SetMember records m as present in topic, on every node. With a
+// MemberTTL the broker refreshes it until DeleteMember, so it expires
+// only if this process stops doing so.
+func (b *Broker) SetMember(ctx context.Context, topic string, m realtime.Member) error {
+	if b.isClosed() {
+		return realtime.ErrBrokerClosed
+	}
+	b.pwrite.RLock()
+	defer b.pwrite.RUnlock()
+	b.pmu.Lock()
+	b.version++
+	if b.members[topic] == nil {
+		b.members[topic] = map[string]localMember{}
+	}
+	b.members[topic][m.ID] = localMember{info: m.Info, version: b.version}
+	b.pmu.Unlock()
+	err := setMembersScript.Run(ctx, b.c, b.memberKeys(topic), b.ttlMillis(), m.ID, []byte(m.Info)).Err()
+	if err != nil {
+		return fmt.Errorf("redisbroker: set member of %q: %w", topic, err)
+	}
+	return nil
+}
+
+// DeleteMember removes the member with the given id from topic.
+func (b *Broker) DeleteMember(ctx context.Context, topic, id string) error {
+	if b.isClosed() {
+		return realtime.ErrBrokerClosed
+	}
+	b.pwrite.RLock()
+	defer b.pwrite.RUnlock()
+	b.pmu.Lock()
+	if ms := b.members[topic]; ms != nil {
+		delete(ms, id)
+		if len(ms) == 0 {
+			delete(b.members, topic)
+		}
+	}
+	b.pmu.Unlock()
+	if err := deleteMemberScript.Run(ctx, b.c, b.memberKeys(topic), id).Err(); err != nil {
+		return fmt.Errorf("redisbroker: delete member of %q: %w", topic, err)
+	}
+	return nil
+}
+
+// Members lists topic's members, set through any broker on the same
+// Redis and prefix, less those that expired.
+func (b *Broker) Members(ctx context.Context, topic string) ([]realtime.Member, error) {
+	if b.isClosed() {
+		return nil, realtime.ErrBrokerClosed
+	}
+	kv, err := membersScript.Run(ctx, b.c, b.memberKeys(topic)).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: members of %q: %w", topic, err)
+	}
+	out := make([]realtime.Member, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		m := realtime.Member{ID: kv[i]}
+		if kv[i+1] != "" {
+			m.Info = json.RawMessage(kv[i+1])
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// refreshMembers pushes the expiry of this broker's members forward every
+// MemberTTL/3 until Close. A refresh also restores members that expired
+// while Redis was out of reach.
+func (b *Broker) refreshMembers() {
+	defer b.wg.Done()
+	tick := time.NewTicker(b.memberTTL / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.done:
+			return
+		case <-tick.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), b.memberTTL/3)
+		if err := b.refreshOnce(ctx); err != nil {
+			b.logger.Warn("redisbroker: refreshing presence failed", "err", err)
+		}
+		cancel()
+	}
+}
+
+type snapMember struct {
+	topic, id string
+	version   uint64
+}
+
+// refreshOnce sets every local member again, in one pipeline, then
+// repairs what changed meanwhile: a member deleted or set again while the
+// refresh ran might have been written back with old data.
+func (b *Broker) refreshOnce(ctx context.Context) error {
+	b.pmu.Lock()
+	var snap []snapMember
+	args := map[string][]any{}
+	for topic, ms := range b.members {
+		a := []any{b.ttlMillis()}
+		for id, m := range ms {
+			a = append(a, id, []byte(m.info))
+			snap = append(snap, snapMember{topic, id, m.version})
+		}
+		args[topic] = a
+	}
+	b.pmu.Unlock()
+	if len(snap) == 0 {
+		return nil
+	}
+	pipe := b.c.Pipeline()
+	for topic, a := range args {
+		setMembersScript.Eval(ctx, pipe, b.memberKeys(topic), a...)
+	}
+	_, err := pipe.Exec(ctx)
+	// Repair whatever changed since the snapshot, even after an error
+	// (part of the pipeline may have run). SetMember and DeleteMember
+	// write under pwrite's read lock, so none is half done while this
+	// holds it, and none started after the repair can be undone by it.
+	b.pwrite.Lock()
+	defer b.pwrite.Unlock()
+	for _, s := range snap {
+		b.pmu.Lock()
+		m, ok := b.members[s.topic][s.id]
+		b.pmu.Unlock()
+		switch {
+		case !ok:
+			if e := deleteMemberScript.Run(ctx, b.c, b.memberKeys(s.topic), s.id).Err(); e != nil && err == nil {
+				err = e
+			}
+		case m.version != s.version:
+			if e := setMembersScript.Run(ctx, b.c, b.memberKeys(s.topic), b.ttlMillis(), s.id, []byte(m.info)).Err(); e != nil && err == nil {
+				err = e
+			}
+		}
+	}
+	return err
+}
