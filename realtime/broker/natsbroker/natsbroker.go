@@ -65,12 +65,16 @@
 //
 // # Presence
 //
-// Members are values of the KV bucket P_presence. Every broker refreshes
-// the members it set itself each Options.PresenceTTL/3 and the bucket
-// expires values older than PresenceTTL, so the members of a node that
-// crashed (or closed without its connections leaving) disappear from
+// Members are values of the KV bucket P_presence (one key per topic and
+// member; Members reads a topic's keys with a KV watch). Every broker
+// refreshes the members it set itself each Options.PresenceTTL/3 and the
+// bucket expires values older than PresenceTTL, so the members of a node
+// that crashed (or closed without its connections leaving) disappear from
 // Members within PresenceTTL. No leave envelope is published for them: the
-// other nodes do not notice the expiry.
+// other nodes do not notice the expiry. A refresh is a compare-and-set on
+// the revision the broker wrote, so a member deleted or set anew by
+// another node is not brought back; one that expired because refreshes
+// failed for longer than PresenceTTL (an outage) is written again.
 //
 // # Relay
 //

@@ -43,6 +43,7 @@ func (b *Broker) ensureBucket(ctx context.Context) error {
 type memberEntry struct {
 	mu   sync.Mutex // orders the key's writes, held across them
 	val  []byte
+	rev  uint64 // the revision this broker last wrote
 	live bool
 }
 
@@ -94,24 +95,66 @@ func (b *Broker) SetMember(ctx context.Context, topic string, m realtime.Member)
 	key := b.memberKey(topic, m.ID)
 	e := b.entry(key)
 	defer e.mu.Unlock()
-	if err := b.put(ctx, key, val); err != nil {
+	rev, err := b.put(ctx, key, val)
+	if err != nil {
 		b.drop(key, e)
 		return fmt.Errorf("natsbroker: presence in %q: %w", topic, err)
 	}
-	e.val, e.live = val, true
+	e.val, e.rev, e.live = val, rev, true
 	return nil
 }
 
 // put writes a presence value, recreating the bucket if the server lost
 // it (memory storage across a restart).
-func (b *Broker) put(ctx context.Context, key string, val []byte) error {
-	_, err := b.kv.Put(ctx, key, val)
+func (b *Broker) put(ctx context.Context, key string, val []byte) (uint64, error) {
+	rev, err := b.kv.Put(ctx, key, val)
 	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
 		if err = b.ensureBucket(ctx); err == nil {
-			_, err = b.kv.Put(ctx, key, val)
+			rev, err = b.kv.Put(ctx, key, val)
 		}
 	}
-	return err
+	return rev, err
+}
+
+// refreshEntry rewrites e's value unless someone else changed it since
+// this broker wrote it: a member deleted by another node stays deleted.
+// One that expired (its refreshes failed for a while, as in an outage) is
+// written again.
+func (b *Broker) refreshEntry(ctx context.Context, key string, e *memberEntry) {
+	rev, err := b.kv.Update(ctx, key, e.val, e.rev)
+	if err == nil {
+		e.rev = rev
+		return
+	}
+	if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return // tried again next round
+	}
+	switch cur, err := b.kv.Get(ctx, key); {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		if expired, err := b.expired(ctx, key); err == nil && expired {
+			if rev, err := b.put(ctx, key, e.val); err == nil {
+				e.rev = rev
+			}
+		} else if err == nil {
+			b.drop(key, e) // deleted
+		}
+	case err != nil:
+	case string(cur.Value()) == string(e.val):
+		e.rev = cur.Revision() // our own write whose answer was lost
+	default:
+		b.drop(key, e) // set anew by another node: it refreshes it
+	}
+}
+
+// expired reports whether key has no value nor delete marker left in the
+// bucket: it expired rather than being deleted.
+func (b *Broker) expired(ctx context.Context, key string) (bool, error) {
+	subj := jetstream.DefaultAPIPrefix + "DIRECT.GET.KV_" + b.bucket() + ".$KV." + b.bucket() + "." + key
+	msg, err := b.nc.RequestWithContext(ctx, subj, nil)
+	if err != nil {
+		return false, err
+	}
+	return msg.Header.Get("Status") == "404", nil
 }
 
 // DeleteMember removes the member with the given id from topic, whichever
@@ -196,7 +239,7 @@ func (b *Broker) refresh() {
 			e.mu.Lock()
 			if e.live {
 				ctx, cancel := context.WithTimeout(b.ctx, b.o.Timeout)
-				b.put(ctx, k, e.val) // a failure is retried next round
+				b.refreshEntry(ctx, k, e)
 				cancel()
 			}
 			e.mu.Unlock()
