@@ -157,6 +157,22 @@ func cpuTime() (user, sys time.Duration) {
 	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
 }
 
+// writeSyscalls is the process's write system calls so far (syscw in
+// /proc/self/io; 0 if unavailable).
+func writeSyscalls() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "syscw:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
 // payload is message i's data: size bytes that start with its number.
 func payload(i, size int) string {
 	head := "m" + strconv.Itoa(i) + "-"
@@ -204,6 +220,7 @@ type ServerStats struct {
 	User       time.Duration `json:"user"`       // CPU since the publish command
 	Sys        time.Duration `json:"sys"`
 	Enqueue    time.Duration `json:"enqueue"` // the publish loop's own wall time
+	Writes     int64         `json:"writes"`  // write system calls since the publish command
 }
 
 // ClientReport is the client's answer on "done", "status" and "final".
@@ -412,14 +429,14 @@ func PrintReport(w io.Writer, cfg Config, res []Result) {
 	fmt.Fprintf(w, "fan-out over %s: %d subscribers, %d messages of %d bytes (envelope %d bytes), %d deliveries per mode\n\n",
 		cfg.Transport, cfg.N, cfg.Messages, cfg.Size, env, int64(cfg.N)*int64(cfg.Messages))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "mode\tdeliveries\twall ms\tdeliveries/s\tserver CPU ms\tserver CPU ns/delivery\tclient CPU ns/delivery\tenqueue ms\tclosed\t\n")
+	fmt.Fprintf(tw, "mode\tdeliveries\twall ms\tdeliveries/s\tserver CPU ms\tserver CPU ns/delivery\tclient CPU ns/delivery\tserver writes/delivery\tenqueue ms\tclosed\t\n")
 	byMode := map[string]Result{}
 	for _, r := range res {
 		byMode[r.Mode] = r
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%d\t%d\t%.0f\t%d\t\n", r.Mode, r.Deliveries,
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t%d\t%d\t%.2f\t%.0f\t%d\t\n", r.Mode, r.Deliveries,
 			ms(r.Wall), r.PerSecond(), ms(r.Server.User+r.Server.Sys),
 			r.ServerCPUPerDelivery().Nanoseconds(), r.ClientCPUPerDelivery().Nanoseconds(),
-			ms(r.Server.Enqueue), r.Server.Closed)
+			float64(r.Server.Writes)/float64(max(r.Deliveries, 1)), ms(r.Server.Enqueue), r.Server.Closed)
 	}
 	tw.Flush()
 	s, ok1 := byMode[modeShared]
@@ -612,6 +629,7 @@ func serve(cfg serverConfig, stdin io.Reader, stdout io.Writer) error {
 
 	var (
 		user0, sys0 time.Duration
+		writes0     int64
 		enqueue     time.Duration
 		profiling   bool
 	)
@@ -639,6 +657,7 @@ func serve(cfg serverConfig, stdin io.Reader, stdout io.Writer) error {
 				profiling = true
 			}
 			user0, sys0 = cpuTime()
+			writes0 = writeSyscalls()
 			t := time.Now()
 			if err := publish(arg, ts, rt, cfg.messages, cfg.size); err != nil {
 				out.printf("error publish: %v", err)
@@ -649,9 +668,10 @@ func serve(cfg serverConfig, stdin io.Reader, stdout io.Writer) error {
 		case "stats":
 			stopProfile()
 			user, sys := cpuTime()
+			writes := writeSyscalls() - writes0
 			closeMu.Lock()
 			st := ServerStats{Conns: rt.Len(), Subscribed: int(subscribed.Load()), Closed: closed, FirstClose: firstClose,
-				User: user - user0, Sys: sys - sys0, Enqueue: enqueue}
+				User: user - user0, Sys: sys - sys0, Enqueue: enqueue, Writes: writes}
 			closeMu.Unlock()
 			out.json("stats", st)
 		case "shutdown":
