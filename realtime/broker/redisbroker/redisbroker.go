@@ -32,6 +32,16 @@
 // sequence numbers; give the client MaxRetries: -1 where a message must
 // never be doubled.
 //
+// How soon a Publish fails during an outage depends on the client's
+// MaxRetries and DialTimeout; its context bounds it in any case.
+//
+// # Limitations
+//
+// A topic's keys never expire: its counter and history stay until deleted
+// by hand. Members of a crashed node vanish from Members after MemberTTL,
+// but no leave message is published for them. A relay request published
+// just as its node stops serving is lost and waits for its context.
+//
 // # Cluster
 //
 // A topic's keys share a slot, so the scripts and transactions work on
