@@ -66,7 +66,8 @@
 // # Presence
 //
 // Members are values of the KV bucket P_presence (one key per topic and
-// member; Members reads a topic's keys with a KV watch). Every broker
+// member; Members reads a topic's keys with batched direct gets on the
+// bucket's stream, filtered by subject). Every broker
 // refreshes the members it set itself each Options.PresenceTTL/3 and the
 // bucket expires values older than PresenceTTL, so the members of a node
 // that crashed (or closed without its connections leaving) disappear from
@@ -484,7 +485,7 @@ func (b *Broker) History(ctx context.Context, topic string, after uint64, limit 
 		if limit > 0 {
 			want = min(want, limit-len(h.Entries))
 		}
-		bt, err := b.directBatch(ctx, n.stream, next, want)
+		bt, err := b.directBatch(ctx, n.stream, directGet{Seq: next, Batch: want})
 		if err != nil {
 			return realtime.History{}, fmt.Errorf("natsbroker: history of %q: %w", topic, err)
 		}
@@ -522,18 +523,20 @@ func (b *Broker) History(ctx context.Context, topic string, after uint64, limit 
 // batch is the answer to a direct get.
 type batch struct {
 	entries  []realtime.Entry
-	last     uint64 // the stream's last seq, as of the end of the batch
+	headers  []nats.Header // entries' headers
+	last     uint64        // the stream's last seq, as of the end of the batch
 	noStream bool
 }
 
 // directGet is the JSON of a direct get request.
 type directGet struct {
-	Seq   uint64 `json:"seq"`
-	Batch int    `json:"batch"`
+	Seq     uint64 `json:"seq"`
+	NextFor string `json:"next_by_subj,omitempty"` // a subject filter
+	Batch   int    `json:"batch"`
 }
 
-// directBatch asks stream for up to want messages from seq on.
-func (b *Broker) directBatch(ctx context.Context, stream string, seq uint64, want int) (batch, error) {
+// directBatch asks stream for up to r.Batch messages from r.Seq on.
+func (b *Broker) directBatch(ctx context.Context, stream string, r directGet) (batch, error) {
 	var bt batch
 	inbox := b.nc.NewInbox()
 	sub, err := b.nc.SubscribeSync(inbox)
@@ -541,7 +544,7 @@ func (b *Broker) directBatch(ctx context.Context, stream string, seq uint64, wan
 		return bt, err
 	}
 	defer sub.Unsubscribe()
-	req, _ := json.Marshal(directGet{Seq: seq, Batch: want})
+	req, _ := json.Marshal(r)
 	if err := b.nc.PublishRequest(b.directAPI+stream, inbox, req); err != nil {
 		return bt, err
 	}
@@ -574,6 +577,7 @@ func (b *Broker) directBatch(ctx context.Context, stream string, seq uint64, wan
 			return bt, fmt.Errorf("direct get from %s: bad sequence: %w", stream, err)
 		}
 		bt.entries = append(bt.entries, realtime.Entry{Seq: s, Message: realtime.Message{Type: typeOf(msg.Header), Data: msg.Data}})
+		bt.headers = append(bt.headers, msg.Header)
 	}
 }
 

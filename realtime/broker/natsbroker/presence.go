@@ -175,36 +175,37 @@ func (b *Broker) DeleteMember(ctx context.Context, topic, id string) error {
 	return nil
 }
 
-// Members lists topic's members, on every node, from a KV watch of the
-// topic's keys.
+// Members lists topic's members, on every node. It reads the topic's
+// keys from the bucket's stream with batched direct gets (the bucket keeps
+// one revision per key, so each key's message is its value or its delete
+// marker) rather than a KV watch: a watch waits for a key that expires
+// while it starts.
 func (b *Broker) Members(ctx context.Context, topic string) ([]realtime.Member, error) {
 	if b.isClosed() {
 		return nil, realtime.ErrBrokerClosed
 	}
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
-	w, err := b.kv.WatchFiltered(ctx, []string{token(topic) + ".*"}, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("natsbroker: members of %q: %w", topic, err)
-	}
-	defer w.Stop()
+	r := directGet{Seq: 1, NextFor: "$KV." + b.bucket() + "." + token(topic) + ".*", Batch: maxBatch}
 	var out []realtime.Member
 	for {
-		select {
-		case kve, ok := <-w.Updates():
-			if !ok {
-				return nil, fmt.Errorf("natsbroker: members of %q: watch ended", topic)
-			}
-			if kve == nil { // caught up
-				return out, nil
+		bt, err := b.directBatch(ctx, "KV_"+b.bucket(), r)
+		if err != nil {
+			return nil, fmt.Errorf("natsbroker: members of %q: %w", topic, err)
+		}
+		for i, e := range bt.entries {
+			if bt.headers[i].Get("KV-Operation") != "" {
+				continue // deleted
 			}
 			var m realtime.Member
-			if err := json.Unmarshal(kve.Value(), &m); err == nil {
+			if err := json.Unmarshal(e.Data, &m); err == nil {
 				out = append(out, m)
 			}
-		case <-ctx.Done():
-			return nil, fmt.Errorf("natsbroker: members of %q: %w", topic, ctx.Err())
 		}
+		if len(bt.entries) == 0 || bt.last <= bt.entries[len(bt.entries)-1].Seq {
+			return out, nil
+		}
+		r.Seq = bt.entries[len(bt.entries)-1].Seq + 1
 	}
 }
 
