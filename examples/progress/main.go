@@ -1,0 +1,98 @@
+// Command progress runs long jobs that report their progress to the page
+// that started them, over SSE (the realtime.Progress preset: SSE first,
+// then long-polling, then WebSocket, with a deep resume buffer).
+//
+// The page sends {"start": N}; the handler runs the job with Conn.Go, so
+// the job is cancelled with the connection's context, and sends
+//
+//	{"step": 1, "of": N, "percent": 2}
+//	...
+//	{"done": true, "steps": N}
+//
+// If the stream drops mid-job (a flaky network, a laptop lid), the client
+// resumes its session and the server replays the steps it missed: none is
+// lost or repeated. If the page goes away for good, the job stops.
+//
+//	go run ./examples/progress                # open http://localhost:8080/
+//	go run ./examples/progress -step 50ms -addr localhost:9000
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/rtjs"
+	_ "github.com/rtkit/rtkit/transports/longpoll"
+	_ "github.com/rtkit/rtkit/transports/sse"
+	_ "github.com/rtkit/rtkit/transports/websocket"
+)
+
+//go:embed index.html
+var page []byte
+
+func main() {
+	addr := flag.String("addr", "localhost:8080", "address to listen on")
+	step := flag.Duration("step", 200*time.Millisecond, "how long one step of a job takes")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *addr, *step, func(url string) { fmt.Println("progress: open", url) }); err != nil {
+		slog.Error("progress", "err", err)
+		os.Exit(1)
+	}
+}
+
+// newMux returns the example's routes, owned by srv: the page, the browser
+// client and /jobs.
+func newMux(srv *realtime.Server, step time.Duration) *http.ServeMux {
+	o := realtime.Progress
+	j := &jobs{clock: wallClock{}, step: step}
+	mux := http.NewServeMux()
+	mux.Handle("/jobs", srv.Route(j.handler(), &o))
+	mux.Handle(rtjs.Path, rtjs.Handler())
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(page)
+	})
+	return mux
+}
+
+// run serves until ctx ends, then closes every connection with "going away"
+// (which cancels running jobs) and waits for the handlers, at most five
+// seconds.
+func run(ctx context.Context, addr string, step time.Duration, ready func(url string)) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	var rt realtime.Server
+	hs := &http.Server{Handler: newMux(&rt, step), ReadHeaderTimeout: 10 * time.Second}
+	host := addr
+	if _, port, _ := net.SplitHostPort(addr); port == "0" || port == "" {
+		host = ln.Addr().String()
+	}
+	ready("http://" + host + "/")
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = errors.Join(rt.Shutdown(sctx), hs.Shutdown(sctx))
+	<-errc
+	return err
+}
