@@ -2,7 +2,7 @@
 // prints the transport table, the use-case table derived from it, and the
 // toolkit's overhead against raw libraries measured in the same run:
 //
-//	go run ./compare [-conns 8] [-messages 20000] [-duration 10s] [-idle 2000] [-out compare/results] [-quick]
+//	go run ./compare [-conns 8] [-messages 50000] [-duration 10s] [-idle 2000] [-out compare/results] [-quick]
 //
 // The same handler (an echo that pushes N messages on "push N") is served
 // over WebSocket, SSE with POSTs up, long-polling and request/response on
@@ -43,6 +43,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -68,7 +70,7 @@ type Config struct {
 
 // defaults is the configuration of a plain `go run ./compare`.
 func defaults() Config {
-	return Config{Conns: 8, Messages: 20000, WireMessages: 200, Connects: 200, Idle: 2000, PerIP: 1000,
+	return Config{Conns: 8, Messages: 50000, WireMessages: 200, Connects: 200, Idle: 2000, PerIP: 1000,
 		Duration: 10 * time.Second, ProxyTimeout: 2 * time.Second, Out: filepath.Join("compare", "results")}
 }
 
@@ -170,8 +172,16 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
+// idleParallel is how many rows measure their idle memory at once.
+const idleParallel = 4
+
+var progressMu sync.Mutex
+
+// progress writes a line to cfg.Progress.
 func progress(cfg *Config, format string, args ...any) {
 	if cfg.Progress != nil {
+		progressMu.Lock()
+		defer progressMu.Unlock()
 		fmt.Fprintf(cfg.Progress, "compare: "+format+"\n", args...)
 	}
 }
@@ -182,7 +192,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	start := time.Now()
-	rep := &Report{Config: cfg, Start: start, GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU()}
+	rep := &Report{Config: cfg, Start: start, GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
+		LoadAvg: loadAvg()}
 	for _, t := range targets {
 		r := &Row{Name: t.name, Baseline: t.baseline}
 		rep.Rows = append(rep.Rows, r)
@@ -201,14 +212,34 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				continue
 			}
 			progress(&cfg, "%-11s %s", t.name, p.name)
+			t0 := time.Now()
 			if err := p.f(ctx, &cfg, t, r); err != nil {
 				return nil, fmt.Errorf("%s: %w", t.name, err)
 			}
+			progress(&cfg, "%-11s %s: %s", t.name, p.name, phaseSummary(p.name, r, time.Since(t0)))
 		}
-		progress(&cfg, "%-11s idle memory, %d connections", t.name, cfg.Idle)
-		if err := measureIdle(ctx, &cfg, r); err != nil {
-			return nil, fmt.Errorf("%s: idle: %w", t.name, err)
-		}
+	}
+	// Each row's idle memory is measured in processes of its own, so the
+	// rows can share the time: a few at once.
+	sem := make(chan struct{}, idleParallel)
+	errs := make([]error, len(rep.Rows))
+	var wg sync.WaitGroup
+	for i, r := range rep.Rows {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			progress(&cfg, "%-11s idle memory, %d connections", r.Name, cfg.Idle)
+			t0 := time.Now()
+			if err := measureIdle(ctx, &cfg, r); err != nil {
+				errs[i] = fmt.Errorf("%s: idle: %w", r.Name, err)
+				return
+			}
+			progress(&cfg, "%-11s idle memory: %s", r.Name, phaseSummary("idle", r, time.Since(t0)))
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	if err := measureProxies(ctx, &cfg, rep.Rows); err != nil {
 		return nil, fmt.Errorf("proxies: %w", err)
@@ -217,6 +248,34 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Elapsed = time.Since(start)
 	progress(&cfg, "done in %v", rep.Elapsed.Round(100*time.Millisecond))
 	return rep, nil
+}
+
+// phaseSummary describes what a phase measured, for the progress lines.
+func phaseSummary(phase string, r *Row, took time.Duration) string {
+	var s string
+	switch phase {
+	case "connect":
+		s = fmt.Sprintf("p50 %s over %d connections", fmtDur(r.ConnectP50), r.Connects)
+	case "echo":
+		s = fmt.Sprintf("p50 %s, p99 %s over %d round trips", fmtDur(r.EchoP50), fmtDur(r.EchoP99), r.Echoes)
+	case "push":
+		s = fmt.Sprintf("%s msg/s over %d messages", fmtRate(r.PushRate), r.Pushed)
+	case "bytes":
+		s = fmt.Sprintf("open %s B, up %s B/msg, down %s B/msg", fmtNum(r.OpenBytes, 0), fmtNum(r.UpBytes, 1), fmtNum(r.DownBytes, 1))
+	case "idle":
+		s = fmt.Sprintf("%.1f KiB/conn RSS, %.1f heap, %.1f stack", r.IdleKiB, r.IdleHeapKiB, r.IdleStackKiB)
+	}
+	return fmt.Sprintf("%s (%v)", s, took.Round(time.Millisecond))
+}
+
+// loadAvg returns the 1, 5 and 15 minute load averages of the machine, or
+// "" if unknown: the figures are only as steady as the machine was.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return ""
 }
 
 // rowNamed returns the row called name, or nil.

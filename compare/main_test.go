@@ -33,7 +33,7 @@ func TestQuickRun(t *testing.T) {
 	if code := run([]string{"-quick", "-out", dir}, strings.NewReader(""), &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d\nstderr:\n%s", code, stderr.String())
 	}
-	t.Log("\n" + stdout.String())
+	t.Log("\n" + stderr.String() + "\n" + stdout.String())
 	if !strings.Contains(stderr.String(), "compare: websocket   echo") || !strings.Contains(stderr.String(), "compare: done in") {
 		t.Errorf("no progress lines on stderr:\n%s", stderr.String())
 	}

@@ -184,12 +184,14 @@ func measureProxies(ctx context.Context, cfg *Config, rows []*Row) error {
 		}{{"no-upgrade", pNU.URL, &r.NoUpgradeProxy}, {"buffering", pBU.URL, &r.BufferingProxy}} {
 			t0 := time.Now()
 			res := tryThrough(ctx, cfg, p.url, r.Name)
+			took := time.Since(t0).Round(time.Millisecond)
 			*p.dst = "no"
 			if res.ok {
 				*p.dst = "yes"
 			} else {
-				r.ProxyNotes = append(r.ProxyNotes, fmt.Sprintf("%s proxy: %v (after %v)", p.name, res.err, time.Since(t0).Round(time.Millisecond)))
+				r.ProxyNotes = append(r.ProxyNotes, fmt.Sprintf("%s proxy: %v (after %v)", p.name, res.err, took))
 			}
+			progress(cfg, "proxies: %s through the %s proxy: %s (%v)", r.Name, p.name, *p.dst, took)
 		}
 	}
 	return nil

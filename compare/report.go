@@ -22,6 +22,7 @@ type Report struct {
 	GoVersion  string
 	GOMAXPROCS int
 	NumCPU     int
+	LoadAvg    string // at the start, from /proc/loadavg
 
 	Rows     []*Row
 	UseCases []UseCase
@@ -372,9 +373,12 @@ func (rep *Report) WriteFiles(dir string) error {
 func (rep *Report) WriteMarkdown(w io.Writer) error {
 	c := rep.Config
 	fmt.Fprintf(w, "# rtkit transports, measured side by side\n\n")
-	fmt.Fprintf(w, "`go run ./compare %s` — %s, %s, %d CPUs (GOMAXPROCS %d), loopback; took %v.\n\n",
-		strings.Join(c.Args, " "), rep.Start.UTC().Format("2006-01-02 15:04 UTC"), rep.GoVersion, rep.NumCPU, rep.GOMAXPROCS,
+	fmt.Fprintf(w, "`%s` — %s, %s, %d CPUs (GOMAXPROCS %d), loopback; took %v.\n\n",
+		strings.Join(append([]string{"go run ./compare"}, c.Args...), " "), rep.Start.UTC().Format("2006-01-02 15:04 UTC"), rep.GoVersion, rep.NumCPU, rep.GOMAXPROCS,
 		rep.Elapsed.Round(100*time.Millisecond))
+	if rep.LoadAvg != "" {
+		fmt.Fprintf(w, "Load average at the start: %s (the machine is shared; figures move with its load).\n\n", rep.LoadAvg)
+	}
 	fmt.Fprintf(w, "Settings: %d echo clients, %d echo round trips and %d pushed messages per row, %d connects, bytes over %d messages, %d idle connections, phase cap %v, proxy timeouts %v.\n\n",
 		c.Conns, c.Messages, c.Messages, c.Connects, c.WireMessages, c.Idle, c.Duration, c.ProxyTimeout)
 	fmt.Fprintln(w, "## Transport table")
@@ -413,6 +417,7 @@ func (rep *Report) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintln(w)
 	writeMD(w, rep.ratioTable())
 	fmt.Fprintf(w, "\n%s\n", ratioNote)
+	fmt.Fprintln(w, "\nReading the push ratios: rtkit's SSE writer sends every event queued since its last write in one write and one flush, while the net/http loop and r3labs flush each event; a producer faster than the network lets rtkit batch, so its push rate can exceed the baselines' despite its longer events (the session token in every event id). Push runs are short, so their rates vary from run to run more than the other figures.")
 	return nil
 }
 
