@@ -1,15 +1,41 @@
 package main
 
 import (
-	"errors"
+	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/broker/natsbroker"
+	"github.com/rtkit/rtkit/realtime/broker/redisbroker"
 )
 
+// openNATS connects to a NATS server with JetStream. The client does not
+// buffer publishes while disconnected (ReconnectBufSize -1): a message
+// either reaches the server or its sender hears an error.
 func openNATS(url string) (realtime.Broker, func(), error) {
-	return nil, nil, errors.New("chat: the NATS broker is not built in yet")
+	nc, err := nats.Connect(url, nats.Name("rtkit chat"), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1))
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := natsbroker.New(nc, nil)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return b, func() { b.Close(); nc.Close() }, nil
 }
 
+// openRedis connects to a Redis server.
 func openRedis(url string) (realtime.Broker, func(), error) {
-	return nil, nil, errors.New("chat: the Redis broker is not built in yet")
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, nil, err
+	}
+	client := redis.NewClient(opt)
+	b, err := redisbroker.New(client, nil)
+	if err != nil {
+		client.Close()
+		return nil, nil, err
+	}
+	return b, func() { b.Close(); client.Close() }, nil
 }
