@@ -127,9 +127,15 @@ func (rep *Report) derive() {
 		func(r *Row) string {
 			return fmt.Sprintf("%s msg/s at %.1f B/msg", fmtRate(r.PushRate), r.PushBytes)
 		})
-	add("progress updates", "the push transport with the least server memory per idle connection (a job's client mostly waits)",
-		push, func(r *Row) float64 { return r.IdleKiB }, false,
-		func(r *Row) string { return fmt.Sprintf("%.1f KiB/conn idle", r.IdleKiB) })
+	var pushNoUpgrade []*Row // push transports that get through a proxy refusing upgrades
+	for _, r := range push {
+		if r.NoUpgradeProxy == "yes" {
+			pushNoUpgrade = append(pushNoUpgrade, r)
+		}
+	}
+	add("progress updates", "the push transport with the most push messages/s among those that pass the upgrade-refusing proxy (a job's users sit behind any network; updates only flow down)",
+		pushNoUpgrade, func(r *Row) float64 { return r.PushRate }, true,
+		func(r *Row) string { return fmt.Sprintf("%s msg/s", fmtRate(r.PushRate)) })
 	var rr []*Row
 	if h := rep.rowNamed("http"); h != nil {
 		rr = append(rr, h)

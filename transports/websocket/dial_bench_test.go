@@ -43,8 +43,11 @@ func BenchmarkConnect(b *testing.B) {
 func benchConnect(b *testing.B, srv *httptest.Server) {
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
 	msg := []byte("hello")
+	var dials time.Duration
 	for b.Loop() {
+		t0 := time.Now()
 		ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+		dials += time.Since(t0)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -54,4 +57,5 @@ func benchConnect(b *testing.B, srv *httptest.Server) {
 		}
 		closeClient(ws)
 	}
+	b.ReportMetric(float64(dials.Microseconds())/float64(b.N), "dial-µs")
 }
