@@ -81,12 +81,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		realtime.WriteError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, upgradeHeader(w.Header()))
+	cw := &corkingWriter{ResponseWriter: w}
+	ws, err := s.upgrader.Upgrade(cw, r, upgradeHeader(w.Header()))
 	if err != nil {
 		link.Abort() // the upgrader has answered the request
 		return
 	}
-	c := &wire{ws: ws, opts: s.opts}
+	c := &wire{ws: ws, opts: s.opts, cork: cw.conn}
 	ws.SetReadLimit(s.opts.ReadLimit)
 	if s.opts.PingInterval > 0 {
 		c.keepAlive()
@@ -124,6 +125,7 @@ func upgradeHeader(h http.Header) http.Header {
 type wire struct {
 	ws   *websocket.Conn
 	opts *realtime.Options
+	cork *corkConn // the socket under ws, to write a batch at once
 
 	mu        sync.Mutex
 	readDone  bool // the read loop has ended
@@ -201,6 +203,11 @@ func (c *wire) Write(msgs []realtime.Message) error {
 	if err := c.ws.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout)); err != nil {
 		return err
 	}
+	if len(msgs) > 1 && c.cork != nil {
+		// One write for the whole batch instead of one per frame.
+		c.cork.cork()
+		defer c.cork.uncork()
+	}
 	for _, m := range msgs {
 		var err error
 		if m.IsShared() {
@@ -214,6 +221,11 @@ func (c *wire) Write(msgs []realtime.Message) error {
 			err = c.ws.WriteMessage(int(m.Type), m.Data)
 		}
 		if err != nil {
+			return writeError(err)
+		}
+	}
+	if len(msgs) > 1 && c.cork != nil {
+		if err := c.cork.uncork(); err != nil {
 			return writeError(err)
 		}
 	}
