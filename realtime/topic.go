@@ -133,21 +133,33 @@ func (t *topic) pump(last uint64) {
 		items := t.queue
 		t.queue = nil
 		t.mu.Unlock()
+		var out []outgoing
 		for _, it := range items {
 			if it.join != nil {
+				t.fanout(out) // everything before the join, first
+				out = out[:0]
 				it.join.joinDone <- t.catchUp(it.join, last)
 				continue
 			}
-			last = t.deliver(it.entry, last)
+			out, last = t.deliver(out, it.entry, last)
 		}
+		t.fanout(out)
 	}
 }
 
-// deliver fans e out, first fetching from the history what the broker
-// skipped (an outage, an overflow), and returns the new last seq.
-func (t *topic) deliver(e Entry, last uint64) uint64 {
+// outgoing is an envelope ready for fan-out: a message of seq, or a gap.
+type outgoing struct {
+	m   Message
+	seq uint64
+	gap bool
+}
+
+// deliver appends e's envelope to out, after what the broker skipped (an
+// outage, an overflow), fetched from the history, and returns the new last
+// seq.
+func (t *topic) deliver(out []outgoing, e Entry, last uint64) ([]outgoing, uint64) {
 	if e.Seq <= last {
-		return last // already handed out
+		return out, last // already handed out
 	}
 	if e.Seq > last+1 {
 		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
@@ -155,34 +167,56 @@ func (t *topic) deliver(e Entry, last uint64) uint64 {
 		cancel()
 		if err != nil || h.Gap {
 			t.ts.logger.Warn("realtime: topic messages lost", "topic", t.name, "after", last, "err", err)
-			t.fanout(gapEnvelope(t.name, last), 0, true)
+			out = append(out, outgoing{m: gapEnvelope(t.name, last), gap: true})
 		}
 		for _, he := range h.Entries {
 			if he.Seq > last && he.Seq < e.Seq {
-				t.fanout(envelope(t.name, he), he.Seq, false)
+				out = append(out, outgoing{m: envelope(t.name, he), seq: he.Seq})
 				last = he.Seq
 			}
 		}
 	}
-	t.fanout(envelope(t.name, e), e.Seq, false)
-	return e.Seq
+	return append(out, outgoing{m: envelope(t.name, e), seq: e.Seq}), e.Seq
 }
 
-// fanout sends m to every caught-up subscriber that has not seen seq.
-func (t *topic) fanout(m Message, seq uint64, gap bool) {
+// fanout sends a batch to every caught-up subscriber, each its part (what
+// it has not seen), connection by connection: a connection's writer then
+// finds the whole batch queued and writes it at once.
+func (t *topic) fanout(out []outgoing) {
+	if len(out) == 0 {
+		return
+	}
 	t.mu.Lock()
-	subs := make([]*subscriber, 0, len(t.subs))
+	type send struct {
+		s    *subscriber
+		from int // index in out of the first envelope it gets
+	}
+	sends := make([]send, 0, len(t.subs))
+	last := out[len(out)-1].seq
 	for _, s := range t.subs {
-		if s.ready && (gap || seq > s.after) {
-			subs = append(subs, s)
-			if !gap {
-				s.after = seq
-			}
+		if !s.ready {
+			continue
+		}
+		from := 0
+		for from < len(out) && !out[from].gap && out[from].seq <= s.after {
+			from++
+		}
+		if from == len(out) {
+			continue
+		}
+		sends = append(sends, send{s, from})
+		if last > s.after {
+			s.after = last
 		}
 	}
 	t.mu.Unlock()
-	for _, s := range subs {
-		s.c.send(m, fanoutPolicy(s.c.opts.Overflow))
+	for _, sd := range sends {
+		p := fanoutPolicy(sd.s.c.opts.Overflow)
+		for _, o := range out[sd.from:] {
+			if sd.s.c.send(o.m, p) != nil {
+				break
+			}
+		}
 	}
 }
 

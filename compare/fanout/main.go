@@ -15,9 +15,10 @@
 //     envelope once and marks it realtime.Shared, so the transport encodes
 //     it once (a gorilla PreparedMessage, an SSE event body) for every
 //     connection.
-//   - perconn: the baseline. For each message the server builds the same
-//     envelope bytes once and sends every connection of the route a fresh,
-//     unshared copy with Conn.Send, so each connection encodes its own.
+//   - perconn: the baseline. The server encodes every message afresh for
+//     every connection of the route (an unshared envelope per connection)
+//     and sends it with Conn.Send, connection by connection as Topics
+//     queues a burst, so that only the encoding differs.
 //
 // A client process (-role client) opens the -n connections from 127.0.0.2,
 // 127.0.0.3, ... (-per-ip connections each), reads each on a goroutine of
@@ -706,13 +707,13 @@ func publish(mode string, ts *realtime.Topics, rt *realtime.Route, n, size int) 
 			}
 		}
 	case modePerConn:
-		for i := 1; i <= n; i++ {
-			b := envelopeBytes(i, size)
-			for _, c := range rt.Conns() {
-				// A fresh, unshared message per connection: each one
-				// encodes its own copy. A closed connection is counted by
-				// OnClose.
-				c.Send(realtime.Text(string(b)))
+		// Every connection encodes its own copy of every message (a
+		// fresh, unshared envelope), queued connection by connection as
+		// Topics queues a burst, so that only the encoding differs. A
+		// closed connection is counted by OnClose.
+		for _, c := range rt.Conns() {
+			for i := 1; i <= n; i++ {
+				c.Send(realtime.Text(string(envelopeBytes(i, size))))
 			}
 		}
 	default:
