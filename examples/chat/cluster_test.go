@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -57,6 +60,34 @@ func twoChatNodes(t *testing.T, brokerURL string) {
 	}
 	send(t, bob, command{Room: room, Text: "across nodes"})
 	if p := postOf(t, next(t, ada)); p.From != "bob" || p.Text != "across nodes" {
+		t.Fatalf("got %+v", p)
+	}
+
+	// No sticky sessions: a long-poll session opened on node 1, its
+	// message POSTed to node 2, which forwards it through the broker.
+	token := n2.login(t, "bob")
+	open, _ := http.NewRequest(http.MethodPost, n1.url+"/chat?transport=longpoll", nil)
+	open.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sess struct{ Token string }
+	json.NewDecoder(resp.Body).Decode(&sess)
+	resp.Body.Close()
+	msg, _ := json.Marshal(command{Room: room, Text: "forwarded"})
+	post, _ := http.NewRequest(http.MethodPost, n2.url+"/chat", bytes.NewReader(msg))
+	post.Header.Set("Authorization", "Bearer "+token)
+	post.Header.Set(realtime.HeaderToken, sess.Token)
+	resp, err = http.DefaultClient.Do(post)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("POST through the other node: %s", resp.Status)
+	}
+	if p := postOf(t, next(t, ada)); p.From != "bob" || p.Text != "forwarded" {
 		t.Fatalf("got %+v", p)
 	}
 }
