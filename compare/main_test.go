@@ -27,7 +27,11 @@ func TestMain(m *testing.M) {
 // TestQuickRun runs the command with -quick and checks every figure, the
 // proxy verdicts and the three files.
 func TestQuickRun(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(),
+		// The raw r3labs/sse baseline's own leak: an unsubscribing
+		// subscriber can block forever on a channel its stream stopped
+		// reading (the fix, r3labs/sse PR #178, is unmerged).
+		goleak.IgnoreTopFunction("github.com/r3labs/sse/v2.(*Subscriber).close"))
 	dir := t.TempDir()
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"-quick", "-out", dir}, strings.NewReader(""), &stdout, &stderr); code != 0 {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 )
 
 // Topics fans messages out to the connections subscribed to named topics,
@@ -142,7 +143,9 @@ func (ts *Topics) setMember(ctx context.Context, topic string, m Member) error {
 
 // leave removes m from topic's presence and tells the subscribers.
 func (ts *Topics) leave(topic string, m Member) {
-	ctx := context.Background()
+	// A connection's end must not wait long on a broker outage.
+	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+	defer cancel()
 	var err error
 	if ts.store != nil {
 		err = ts.store.DeleteMember(ctx, topic, m.ID)
@@ -158,6 +161,10 @@ func (ts *Topics) leave(topic string, m Member) {
 		ts.logger.Warn("realtime: presence leave failed", "topic", topic, "member", m.ID, "err", err)
 	}
 }
+
+// leaveTimeout bounds the broker calls of a member's leave, which run as
+// its connection closes.
+const leaveTimeout = 2 * time.Second
 
 func presence(kind string, m Member) Message {
 	b, _ := json.Marshal(presenceEvent{Presence: kind, Member: m})

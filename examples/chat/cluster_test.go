@@ -101,7 +101,8 @@ func TestChatOnNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Start()
-	defer func() { s.Shutdown(); s.WaitForShutdown() }()
+	// Cleanups run last in, first out: the chat nodes stop before the server.
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 	if !s.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server did not start")
 	}
@@ -124,11 +125,11 @@ func TestChatOnRedis(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() }) // after the chat nodes stop
 	url := "redis://127.0.0.1:" + strconv.Itoa(port)
 	opt, _ := redis.ParseURL(url)
 	client := redis.NewClient(opt)
-	defer client.Close()
+	t.Cleanup(func() { client.Close() })
 	deadline := time.Now().Add(10 * time.Second)
 	for client.Ping(context.Background()).Err() != nil {
 		if time.Now().After(deadline) {
