@@ -596,7 +596,7 @@ true`, kind))
 				t.Errorf("close code %d, want 4001", got)
 			}
 			if got := eval[string](t, ctx, `c.state + " " + log.opens.length`); got != "closed 2" {
-				t.Errorf("after a 4001 close: %s, want closed after 2 opens", got)
+				t.Errorf("after a 4001 close: %s, want closed after 2 opens\npage log: %s", got, eval[string](t, ctx, `JSON.stringify(window.log)`))
 			}
 			if _, err := chromedp.Run(ctx, chromedp.Evaluate[chromedp.Void](`c.send("x")`)); err == nil {
 				t.Errorf("send after close did not throw")

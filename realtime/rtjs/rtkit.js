@@ -767,11 +767,14 @@ export class RealtimeClient extends EventTarget {
         } catch (e) {
           res = null;
         }
-        if (token !== this._token) continue; // a new session renumbered the queue
         if (res && (res.status === 204 || res.ok)) {
-          this._queue.shift();
+          // Delivered, even when the session ended meanwhile (the handler
+          // may have closed it in answer): never send it again.
+          const i = this._queue.indexOf(m);
+          if (i >= 0) this._queue.splice(i, 1);
           continue;
         }
+        if (token !== this._token) continue; // a new session renumbered the queue
         const status = res ? res.status : 0;
         if (status === 404) {
           // The session is gone (server restart, expiry): the message did
