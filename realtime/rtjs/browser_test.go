@@ -107,7 +107,6 @@ func newFixture(t *testing.T, proxy func(http.Handler) http.Handler) *fixture {
 		}
 		f.route.Load().ServeHTTP(w, r)
 	})
-	echo = sameOriginGET(echo)
 	if proxy != nil {
 		echo = proxy(echo)
 	}
@@ -127,23 +126,6 @@ func newFixture(t *testing.T, proxy func(http.Handler) http.Handler) *fixture {
 		f.srv.Close()
 	})
 	return f
-}
-
-// sameOriginGET works around a server bug: a session remembers the Origin
-// of the request that opened it, and realtime's session.bound refuses a
-// later request without Origin when that Origin was set, although its
-// comment says such a same-origin request counts as the route's own
-// origin. Browsers send Origin on every POST but not on same-origin GETs,
-// so a long-poll session opened by POST gets 404 on its first poll. Until
-// the server is fixed, the test server supplies the Origin that the
-// browser's Sec-Fetch-Site: same-origin vouches for.
-func sameOriginGET(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Origin") == "" && r.Header.Get("Sec-Fetch-Site") == "same-origin" {
-			r.Header.Set("Origin", "http://"+r.Host)
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 func (f *fixture) newRoute() *realtime.Route {
