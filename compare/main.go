@@ -195,14 +195,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{Config: cfg, Start: start, GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
 		LoadAvg: loadAvg()}
 	for _, t := range targets {
-		r := &Row{Name: t.name, Baseline: t.baseline}
-		rep.Rows = append(rep.Rows, r)
+		rep.Rows = append(rep.Rows, &Row{Name: t.name, Baseline: t.baseline})
+	}
+	progress(&cfg, "connect, every row in turn")
+	t0 := time.Now()
+	if err := measureConnects(ctx, &cfg, rep.Rows); err != nil {
+		return nil, err
+	}
+	progress(&cfg, "connect: done (%v)", time.Since(t0).Round(time.Millisecond))
+	for i, t := range targets {
+		r := rep.Rows[i]
 		phases := []struct {
 			name string
 			on   bool
 			f    func(context.Context, *Config, target, *Row) error
 		}{
-			{"connect", true, measureConnect},
 			{"echo", t.echo, measureEcho},
 			{"push", t.push, measurePush},
 			{"bytes", true, measureWire},
