@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/rtjs"
 	_ "github.com/rtkit/rtkit/transports/longpoll"
 	_ "github.com/rtkit/rtkit/transports/sse"
 	_ "github.com/rtkit/rtkit/transports/websocket"
@@ -48,6 +49,7 @@ var options = realtime.Options{
 func newMux(srv *realtime.Server) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/echo", srv.Route(newEcho(echoAgent), &options))
+	mux.Handle(rtjs.Path, rtjs.Handler()) // the browser client, for the page's last choice
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write(page)
