@@ -2,7 +2,6 @@ package realtime
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -51,7 +50,7 @@ func NewTopics(b Broker) *Topics {
 }
 
 // Broker returns the broker the topics run on.
-func (ts *Topics) Broker() *Broker { return &ts.b }
+func (ts *Topics) Broker() Broker { return ts.b }
 
 // Publish sends m to every subscriber of topic, on every node, and returns
 // its sequence number.
@@ -205,14 +204,13 @@ func (ts *Topics) subscribe(c *Conn, name string, after uint64, resume bool) err
 // Envelope is the JSON a connection receives for a topic message; see
 // Topics.
 type Envelope struct {
-	Topic    string          `json:"topic"`
-	Seq      uint64          `json:"seq,omitempty"`
-	Data     *string         `json:"data,omitempty"`
-	Binary   []byte          `json:"binary,omitempty"`
-	Presence string          `json:"presence,omitempty"`
-	Member   *Member         `json:"member,omitempty"`
-	Gap      *GapInfo        `json:"gap,omitempty"`
-	Raw      json.RawMessage `json:"-"`
+	Topic    string   `json:"topic"`
+	Seq      uint64   `json:"seq,omitempty"`
+	Data     *string  `json:"data,omitempty"`
+	Binary   []byte   `json:"binary,omitempty"`
+	Presence string   `json:"presence,omitempty"`
+	Member   *Member  `json:"member,omitempty"`
+	Gap      *GapInfo `json:"gap,omitempty"`
 }
 
 // GapInfo says that messages after After were lost.
@@ -245,5 +243,3 @@ func gapEnvelope(topic string, after uint64) Message {
 	b, _ := json.Marshal(Envelope{Topic: topic, Gap: &GapInfo{After: after}})
 	return Message{Type: TextMessage, Data: b}
 }
-
-var _ = base64.StdEncoding

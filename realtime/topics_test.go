@@ -2,7 +2,6 @@ package realtime_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -189,8 +188,6 @@ func TestTopicsConcurrentFanOut(t *testing.T) {
 		}
 	}
 }
-
-var _ = json.Marshal
 
 func httpRequest(target string) *http.Request {
 	return httptest.NewRequest(http.MethodGet, target, nil)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -446,5 +445,3 @@ func statusOf(err error) int {
 	}
 	return 0
 }
-
-var _ = net.ErrClosed
