@@ -19,17 +19,10 @@ package main
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"flag"
-	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
+	"github.com/rtkit/rtkit/examples/internal/serve"
 	"github.com/rtkit/rtkit/realtime"
 	_ "github.com/rtkit/rtkit/transports/longpoll" // registers request/response (realtime.HTTP)
 )
@@ -40,12 +33,7 @@ var page []byte
 func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, *addr, func(url string) { fmt.Println("api: open", url) }); err != nil {
-		slog.Error("api", "err", err)
-		os.Exit(1)
-	}
+	serve.Main("api", func(ctx context.Context, ready func(string)) error { return run(ctx, *addr, ready) })
 }
 
 // newMux returns the example's routes, owned by srv: the page and /calc.
@@ -53,37 +41,13 @@ func newMux(srv *realtime.Server) *http.ServeMux {
 	o := realtime.RequestResponse
 	mux := http.NewServeMux()
 	mux.Handle("/calc", srv.Route(calculator, &o))
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write(page)
-	})
+	mux.Handle("GET /{$}", serve.Page(page))
 	return mux
 }
 
 // run serves until ctx ends, then lets running requests finish, at most
 // five seconds.
 func run(ctx context.Context, addr string, ready func(url string)) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
 	var rt realtime.Server
-	hs := &http.Server{Handler: newMux(&rt), ReadHeaderTimeout: 10 * time.Second}
-	host := addr
-	if _, port, _ := net.SplitHostPort(addr); port == "0" || port == "" {
-		host = ln.Addr().String()
-	}
-	ready("http://" + host + "/")
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err = errors.Join(rt.Shutdown(sctx), hs.Shutdown(sctx))
-	<-errc
-	return err
+	return serve.Run(ctx, addr, &rt, newMux(&rt), ready)
 }

@@ -16,17 +16,11 @@ package main
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"flag"
-	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
+	"github.com/rtkit/rtkit/examples/internal/serve"
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtjs"
 	_ "github.com/rtkit/rtkit/transports/longpoll"
@@ -41,12 +35,7 @@ func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
 	brokerURL := flag.String("broker", os.Getenv("RTKIT_BROKER"), "memory (default), nats://host:port or redis://host:port; also $RTKIT_BROKER")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, *addr, *brokerURL, func(url string) { fmt.Println("chat: open", url) }); err != nil {
-		slog.Error("chat", "err", err)
-		os.Exit(1)
-	}
+	serve.Main("chat", func(ctx context.Context, ready func(string)) error { return run(ctx, *addr, *brokerURL, ready) })
 }
 
 // run serves the chat until ctx ends, then closes every connection with
@@ -57,29 +46,8 @@ func run(ctx context.Context, addr, brokerURL string, ready func(url string)) er
 		return err
 	}
 	defer closeBroker()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
 	var rt realtime.Server
-	hs := &http.Server{Handler: newMux(&rt, broker, newAuth(os.Getenv("CHAT_SECRET"))), ReadHeaderTimeout: 10 * time.Second}
-	host := addr
-	if h, port, _ := net.SplitHostPort(addr); port == "0" || h == "" {
-		host = ln.Addr().String()
-	}
-	ready("http://" + host + "/")
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err = errors.Join(rt.Shutdown(sctx), hs.Shutdown(sctx))
-	<-errc
-	return err
+	return serve.Run(ctx, addr, &rt, newMux(&rt, broker, newAuth(os.Getenv("CHAT_SECRET"))), ready)
 }
 
 // newMux returns the chat's routes.
@@ -93,9 +61,6 @@ func newMux(srv *realtime.Server, broker realtime.Broker, a *auth) *http.ServeMu
 	mux.Handle("/chat", a.middleware(srv.Route(newChat(realtime.NewTopics(broker)), &o)))
 	mux.HandleFunc("POST /login", a.login)
 	mux.Handle(rtjs.Path, rtjs.Handler())
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write(page)
-	})
+	mux.Handle("GET /{$}", serve.Page(page))
 	return mux
 }

@@ -19,17 +19,10 @@ package main
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"flag"
-	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
+	"github.com/rtkit/rtkit/examples/internal/serve"
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtjs"
 	_ "github.com/rtkit/rtkit/transports/longpoll"
@@ -53,12 +46,7 @@ func main() {
 	flag.BoolVar(&cfg.blockUpgrades, "block-upgrades", false, "refuse WebSocket upgrades with 403, as some proxies do")
 	flag.BoolVar(&cfg.bufferStreams, "buffer-streams", false, "buffer SSE responses until they end, as some proxies do")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, cfg, func(url string) { fmt.Println("fallback: open", url) }); err != nil {
-		slog.Error("fallback", "err", err)
-		os.Exit(1)
-	}
+	serve.Main("fallback", func(ctx context.Context, ready func(string)) error { return run(ctx, cfg, ready) })
 }
 
 // newMux returns the example's routes, owned by srv: the page, the browser
@@ -75,37 +63,13 @@ func newMux(srv *realtime.Server, cfg config) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/echo", echo)
 	mux.Handle(rtjs.Path, rtjs.Handler())
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write(page)
-	})
+	mux.Handle("GET /{$}", serve.Page(page))
 	return mux
 }
 
 // run serves until ctx ends, then closes every connection with "going away"
 // and waits for the handlers, at most five seconds.
 func run(ctx context.Context, cfg config, ready func(url string)) error {
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		return err
-	}
 	var rt realtime.Server
-	hs := &http.Server{Handler: newMux(&rt, cfg), ReadHeaderTimeout: 10 * time.Second}
-	host := cfg.addr
-	if _, port, _ := net.SplitHostPort(cfg.addr); port == "0" || port == "" {
-		host = ln.Addr().String()
-	}
-	ready("http://" + host + "/")
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err = errors.Join(rt.Shutdown(sctx), hs.Shutdown(sctx))
-	<-errc
-	return err
+	return serve.Run(ctx, cfg.addr, &rt, newMux(&rt, cfg), ready)
 }

@@ -16,18 +16,12 @@ package main
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"flag"
-	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/rtkit/rtkit/examples/internal/serve"
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtjs"
 	_ "github.com/rtkit/rtkit/transports/longpoll"
@@ -42,12 +36,7 @@ func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
 	every := flag.Duration("every", time.Second, "time between two samples")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, *addr, *every, func(url string) { fmt.Println("metrics: open", url) }); err != nil {
-		slog.Error("metrics", "err", err)
-		os.Exit(1)
-	}
+	serve.Main("metrics", func(ctx context.Context, ready func(string)) error { return run(ctx, *addr, *every, ready) })
 }
 
 // history is how many samples a new dashboard receives first.
@@ -60,10 +49,7 @@ func newMux(srv *realtime.Server, ts *realtime.Topics) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", srv.Route(newDashboard(ts), &o))
 	mux.Handle(rtjs.Path, rtjs.Handler())
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write(page)
-	})
+	mux.Handle("GET /{$}", serve.Page(page))
 	return mux
 }
 
@@ -71,39 +57,14 @@ func newMux(srv *realtime.Server, ts *realtime.Topics) *http.ServeMux {
 // every connection with "going away" and waits for the handlers, at most
 // five seconds.
 func run(ctx context.Context, addr string, every time.Duration, ready func(url string)) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
 	ts := realtime.NewTopics(realtime.NewMemoryBroker(history))
-	var rt realtime.Server
-	hs := &http.Server{Handler: newMux(&rt, ts), ReadHeaderTimeout: 10 * time.Second}
-	host := addr
-	if _, port, _ := net.SplitHostPort(addr); port == "0" || port == "" {
-		host = ln.Addr().String()
-	}
-
-	// The one publisher, owned by run.
+	// The one publisher, owned by run: it stops when run returns (ctx
+	// ended, or the server failed), and run waits for it.
 	pctx, stopPublisher := context.WithCancel(ctx)
-	defer stopPublisher()
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stopPublisher()
 	wg.Go(func() { publish(pctx, ts, every, newSampler()) })
-
-	ready("http://" + host + "/")
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err = <-errc:
-	case <-ctx.Done():
-	}
-	stopPublisher()
-	wg.Wait()
-	if err != nil {
-		return err
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err = errors.Join(rt.Shutdown(sctx), hs.Shutdown(sctx))
-	<-errc
-	return err
+	var rt realtime.Server
+	return serve.Run(ctx, addr, &rt, newMux(&rt, ts), ready)
 }

@@ -20,17 +20,11 @@ package main
 import (
 	"context"
 	_ "embed"
-	"errors"
 	"flag"
-	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
+	"github.com/rtkit/rtkit/examples/internal/serve"
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtjs"
 	_ "github.com/rtkit/rtkit/transports/longpoll"
@@ -45,12 +39,7 @@ func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
 	step := flag.Duration("step", 200*time.Millisecond, "how long one step of a job takes")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, *addr, *step, func(url string) { fmt.Println("progress: open", url) }); err != nil {
-		slog.Error("progress", "err", err)
-		os.Exit(1)
-	}
+	serve.Main("progress", func(ctx context.Context, ready func(string)) error { return run(ctx, *addr, *step, ready) })
 }
 
 // newMux returns the example's routes, owned by srv: the page, the browser
@@ -61,10 +50,7 @@ func newMux(srv *realtime.Server, step time.Duration) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/jobs", srv.Route(j.handler(), &o))
 	mux.Handle(rtjs.Path, rtjs.Handler())
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write(page)
-	})
+	mux.Handle("GET /{$}", serve.Page(page))
 	return mux
 }
 
@@ -72,27 +58,6 @@ func newMux(srv *realtime.Server, step time.Duration) *http.ServeMux {
 // (which cancels running jobs) and waits for the handlers, at most five
 // seconds.
 func run(ctx context.Context, addr string, step time.Duration, ready func(url string)) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
 	var rt realtime.Server
-	hs := &http.Server{Handler: newMux(&rt, step), ReadHeaderTimeout: 10 * time.Second}
-	host := addr
-	if _, port, _ := net.SplitHostPort(addr); port == "0" || port == "" {
-		host = ln.Addr().String()
-	}
-	ready("http://" + host + "/")
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err = errors.Join(rt.Shutdown(sctx), hs.Shutdown(sctx))
-	<-errc
-	return err
+	return serve.Run(ctx, addr, &rt, newMux(&rt, step), ready)
 }
