@@ -19,24 +19,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
 	r3sse "github.com/r3labs/sse/v2"
+
+	"github.com/rtkit/rtkit/compare/internal/harness"
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/transports/longpoll"
 	"github.com/rtkit/rtkit/transports/sse"
@@ -44,40 +40,38 @@ import (
 
 // stats is what the server reports.
 type stats struct {
-	Conns      int    `json:"conns"`
-	RSS        uint64 `json:"rss"`
-	HeapInuse  uint64 `json:"heapInuse"`
-	StackInuse uint64 `json:"stackInuse"`
+	Conns int `json:"conns"`
+	harness.Memory
 }
 
 // measureIdle measures row r's idle connections with cfg.Idle connections.
 func measureIdle(ctx context.Context, cfg *Config, r *Row) error {
 	ctx, cancel := context.WithTimeout(ctx, max(cfg.Duration, 30*time.Second))
 	defer cancel()
-	srv, err := startProc(cfg.Exe, "-role", "server", "-mode", r.Name)
+	srv, err := harness.Start(cfg.Exe, "-role", "server", "-mode", r.Name)
 	if err != nil {
 		return err
 	}
-	defer srv.stop()
-	addr, err := srv.expect(ctx, "listening ")
+	defer srv.Stop()
+	addr, err := srv.Expect(ctx, "listening ")
 	if err != nil {
 		return fmt.Errorf("idle server: %w", err)
 	}
-	before, err := srv.query(ctx, "measure")
+	before, err := query(ctx, srv, "measure")
 	if err != nil {
 		return err
 	}
-	cli, err := startProc(cfg.Exe, "-role", "client", "-mode", r.Name, "-addr", addr,
+	cli, err := harness.Start(cfg.Exe, "-role", "client", "-mode", r.Name, "-addr", addr,
 		"-n", strconv.Itoa(cfg.Idle), "-per-ip", strconv.Itoa(cfg.PerIP))
 	if err != nil {
 		return err
 	}
-	defer cli.stop()
-	if _, err := cli.expect(ctx, "ready "); err != nil {
+	defer cli.Stop()
+	if _, err := cli.Expect(ctx, "ready "); err != nil {
 		return fmt.Errorf("idle client: %w", err)
 	}
 	for {
-		st, err := srv.query(ctx, "count")
+		st, err := query(ctx, srv, "count")
 		if err != nil {
 			return err
 		}
@@ -90,7 +84,7 @@ func measureIdle(ctx context.Context, cfg *Config, r *Row) error {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	after, err := srv.query(ctx, "measure")
+	after, err := query(ctx, srv, "measure")
 	if err != nil {
 		return err
 	}
@@ -99,110 +93,26 @@ func measureIdle(ctx context.Context, cfg *Config, r *Row) error {
 	r.IdleHeapKiB = per(after.HeapInuse, before.HeapInuse)
 	r.IdleStackKiB = per(after.StackInuse, before.StackInuse)
 	r.IdleConns = after.Conns
-	if err := cli.stop(); err != nil {
+	if err := cli.Stop(); err != nil {
 		return fmt.Errorf("idle client: %w", err)
 	}
-	if err := srv.stop(); err != nil {
+	if err := srv.Stop(); err != nil {
 		return fmt.Errorf("idle server: %w", err)
 	}
 	return nil
 }
 
-// proc is a child process driven over its stdin and stdout.
-type proc struct {
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	lines chan string // its stdout, closed at EOF
-	once  sync.Once
-	err   error
-}
-
-func startProc(exe string, args ...string) (*proc, error) {
-	cmd := exec.Command(exe, args...)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &proc{cmd: cmd, in: in, lines: make(chan string, 16)}
-	go func() {
-		defer close(p.lines)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			p.lines <- sc.Text()
-		}
-	}()
-	return p, nil
-}
-
-// expect waits for a line starting with prefix and returns the rest; a
-// line starting with "error " fails.
-func (p *proc) expect(ctx context.Context, prefix string) (string, error) {
-	for {
-		select {
-		case l, ok := <-p.lines:
-			if !ok {
-				return "", fmt.Errorf("exited before %q", strings.TrimSpace(prefix))
-			}
-			if rest, ok := strings.CutPrefix(l, prefix); ok {
-				return rest, nil
-			}
-			if rest, ok := strings.CutPrefix(l, "error "); ok {
-				return "", errors.New(rest)
-			}
-		case <-ctx.Done():
-			return "", fmt.Errorf("waiting for %q: %w", strings.TrimSpace(prefix), ctx.Err())
-		}
-	}
-}
-
-func (p *proc) query(ctx context.Context, req string) (stats, error) {
+// query asks the idle server for its figures.
+func query(ctx context.Context, srv *harness.Child, req string) (stats, error) {
 	var st stats
-	if _, err := fmt.Fprintln(p.in, req); err != nil {
+	if err := srv.Say(req); err != nil {
 		return st, fmt.Errorf("idle server: %w", err)
 	}
-	l, err := p.expect(ctx, "stats ")
+	l, err := srv.Expect(ctx, "stats ")
 	if err != nil {
 		return st, fmt.Errorf("idle server: %w", err)
 	}
 	return st, json.Unmarshal([]byte(l), &st)
-}
-
-// stop closes the child's stdin, which tells it to exit, and waits for it
-// (killing it after 20 s).
-func (p *proc) stop() error {
-	p.once.Do(func() {
-		p.in.Close()
-		done := make(chan error, 1)
-		go func() {
-			for range p.lines {
-			}
-			done <- p.cmd.Wait()
-		}()
-		select {
-		case p.err = <-done:
-		case <-time.After(20 * time.Second):
-			p.cmd.Process.Kill()
-			p.err = fmt.Errorf("did not exit within 20s of its stdin closing: %v", <-done)
-		}
-	})
-	return p.err
-}
-
-// raiseFileLimit lifts the soft limit on open files to the hard limit.
-func raiseFileLimit() {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
 }
 
 // idleServer runs the server role for row mode: it prints "listening
@@ -246,7 +156,7 @@ func idleServer(mode string, stdin io.Reader, stdout io.Writer) error {
 		var st stats
 		switch sc.Text() {
 		case "measure":
-			st = measureSelf()
+			st = stats{Memory: harness.MeasureSelf()}
 		case "count":
 		default:
 			fmt.Fprintf(stdout, "error unknown request %q\n", sc.Text())
@@ -326,33 +236,6 @@ func idleHandler(mode string) (http.Handler, func() int, error) {
 	return nil, nil, fmt.Errorf("unknown mode %q", mode)
 }
 
-// measureSelf collects garbage, returns freed memory to the OS and reads
-// the process's memory figures.
-func measureSelf() stats {
-	runtime.GC()
-	debug.FreeOSMemory()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return stats{RSS: vmRSS(), HeapInuse: ms.HeapInuse, StackInuse: ms.StackInuse}
-}
-
-// vmRSS reads VmRSS from /proc/self/status, in bytes (0 if unavailable).
-func vmRSS() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for l := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			if f := strings.Fields(rest); len(f) > 0 {
-				kb, _ := strconv.ParseUint(f[0], 10, 64)
-				return kb << 10
-			}
-		}
-	}
-	return 0
-}
-
 // idleClient runs the client role: it opens n idle connections to addr from
 // 127.0.0.2, 127.0.0.3, ... (perIP each), prints "ready N" (or "error
 // ..."), and closes them when stdin ends.
@@ -360,17 +243,9 @@ func idleClient(mode, addr string, n, perIP int, stdin io.Reader, stdout io.Writ
 	if _, _, err := idleHandler(mode); err != nil {
 		return err
 	}
-	if perIP <= 0 || (n+perIP-1)/perIP > 250 {
-		return fmt.Errorf("%d connections at %d per source address need more than 250 addresses", n, perIP)
+	if err := harness.CheckSources(n, perIP); err != nil {
+		return err
 	}
-	conns := make([]net.Conn, n)
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
 	stop := make(chan struct{})
@@ -381,34 +256,14 @@ func idleClient(mode, addr string, n, perIP int, stdin io.Reader, stdout io.Writ
 		for sc.Scan() {
 		}
 	}()
-	const workers = 32
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var failOnce sync.Once
-	var fail error
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				src := net.IPv4(127, 0, 0, byte(2+i/perIP))
-				c, err := openIdle(ctx, mode, addr, src)
-				if err != nil {
-					failOnce.Do(func() { fail = fmt.Errorf("connection %d from %s: %w", i, src, err) })
-					cancel()
-					return
-				}
-				conns[i] = c
-			}
-		})
+	conns, err := harness.DialAll(ctx, n, perIP, 32, func(ctx context.Context, _ int, src net.IP) (net.Conn, error) {
+		return openIdle(ctx, mode, addr, src)
+	})
+	if err != nil {
+		fmt.Fprintf(stdout, "error %v\n", err)
+		return err
 	}
-	wg.Wait()
-	if fail != nil {
-		fmt.Fprintf(stdout, "error %v\n", fail)
-		return fail
-	}
+	defer harness.CloseAll(conns)
 	fmt.Fprintf(stdout, "ready %d\n", n)
 	<-stop
 	return nil
@@ -426,7 +281,7 @@ func openIdle(ctx context.Context, mode, addr string, src net.IP) (net.Conn, err
 		}
 		resp.Body.Close()
 		c := ws.UnderlyingConn()
-		resetOnClose(c)
+		harness.ResetOnClose(c)
 		return c, nil
 	}
 	c, err := d.DialContext(ctx, "tcp", addr)
@@ -516,15 +371,7 @@ func openIdle(ctx context.Context, mode, addr string, src net.IP) (net.Conn, err
 		return nil, fmt.Errorf("unknown mode %q", mode)
 	}
 	c.SetDeadline(time.Time{})
-	resetOnClose(c)
+	harness.ResetOnClose(c)
 	ok = true
 	return c, nil
-}
-
-// resetOnClose makes closing c send a reset, so that client ports do not
-// linger in TIME_WAIT between runs.
-func resetOnClose(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetLinger(0)
-	}
 }

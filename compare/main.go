@@ -46,6 +46,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rtkit/rtkit/compare/internal/harness"
 )
 
 func main() {
@@ -104,7 +106,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "compare: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	raiseFileLimit()
+	harness.RaiseFileLimit()
 	var err error
 	switch *role {
 	case "server":

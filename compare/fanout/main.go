@@ -54,7 +54,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -65,6 +64,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/rtkit/rtkit/compare/internal/harness"
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/transports/sse"
 	_ "github.com/rtkit/rtkit/transports/websocket"
@@ -104,7 +105,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	raiseFileLimit(stderr)
+	if err := harness.RaiseFileLimit(); err != nil {
+		fmt.Fprintf(stderr, "fanout: raising the open-file limit: %v\n", err)
+	}
 	var err error
 	switch *role {
 	case "":
@@ -132,21 +135,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// raiseFileLimit lifts the soft limit on open files to the hard limit.
-func raiseFileLimit(stderr io.Writer) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		fmt.Fprintf(stderr, "fanout: getrlimit: %v\n", err)
-		return
-	}
-	if lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			fmt.Fprintf(stderr, "fanout: setrlimit: %v\n", err)
-		}
-	}
 }
 
 // cpuTime is the process's user and system CPU time so far.
@@ -319,26 +307,26 @@ func measureMode(ctx context.Context, cfg Config, mode string) (Result, error) {
 	if cfg.CPUProfile != "" {
 		srvArgs = append(srvArgs, "-cpuprofile", cfg.CPUProfile+"."+mode)
 	}
-	srv, err := startChild(cfg.Exe, srvArgs...)
+	srv, err := harness.Start(cfg.Exe, srvArgs...)
 	if err != nil {
 		return res, err
 	}
-	defer srv.stop()
-	addr, err := srv.await(phase, "listening ")
+	defer srv.Stop()
+	addr, err := srv.Expect(phase, "listening ")
 	if err != nil {
 		return res, fmt.Errorf("server: %w", err)
 	}
 	progress("opening %d connections to %s", cfg.N, addr)
 	t0 := time.Now()
-	cli, err := startChild(cfg.Exe, append([]string{"-role", "client", "-addr", addr, "-per-ip", strconv.Itoa(cfg.PerIP)}, common...)...)
+	cli, err := harness.Start(cfg.Exe, append([]string{"-role", "client", "-addr", addr, "-per-ip", strconv.Itoa(cfg.PerIP)}, common...)...)
 	if err != nil {
 		return res, err
 	}
-	defer cli.stop()
-	if _, err := cli.await(phase, "ready "); err != nil {
+	defer cli.Stop()
+	if _, err := cli.Expect(phase, "ready "); err != nil {
 		return res, fmt.Errorf("client: %w", err)
 	}
-	if _, err := srv.await(phase, "subscribed "); err != nil {
+	if _, err := srv.Expect(phase, "subscribed "); err != nil {
 		return res, fmt.Errorf("server: %w", err)
 	}
 	res.Connect = time.Since(t0)
@@ -348,23 +336,23 @@ func measureMode(ctx context.Context, cfg Config, mode string) (Result, error) {
 	phase, cancel = context.WithTimeout(ctx, cfg.DeliverTimeout)
 	defer cancel()
 	start := time.Now()
-	if err := srv.say("publish " + mode); err != nil {
+	if err := srv.Say("publish " + mode); err != nil {
 		return res, fmt.Errorf("server: %w", err)
 	}
-	done, err := cli.await(phase, "done ")
+	done, err := cli.Expect(phase, "done ")
 	res.Wall = time.Since(start)
 	if err != nil {
 		err = fmt.Errorf("client: %w", err)
 		// Say how far it got, if it still answers.
 		sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
 		defer scancel()
-		if cli.say("status") == nil {
-			if st, serr := cli.await(sctx, "status "); serr == nil {
+		if cli.Say("status") == nil {
+			if st, serr := cli.Expect(sctx, "status "); serr == nil {
 				err = fmt.Errorf("%w; client status %s", err, st)
 			}
 		}
-		if srv.say("stats") == nil {
-			if st, serr := srv.await(sctx, "stats "); serr == nil {
+		if srv.Say("stats") == nil {
+			if st, serr := srv.Expect(sctx, "stats "); serr == nil {
 				err = fmt.Errorf("%w; server stats %s", err, st)
 			}
 		}
@@ -373,10 +361,10 @@ func measureMode(ctx context.Context, cfg Config, mode string) (Result, error) {
 	if err := json.Unmarshal([]byte(done), &res.Client); err != nil {
 		return res, fmt.Errorf("client: %w", err)
 	}
-	if err := srv.say("stats"); err != nil {
+	if err := srv.Say("stats"); err != nil {
 		return res, fmt.Errorf("server: %w", err)
 	}
-	st, err := srv.await(phase, "stats ")
+	st, err := srv.Expect(phase, "stats ")
 	if err != nil {
 		return res, fmt.Errorf("server: %w", err)
 	}
@@ -395,16 +383,16 @@ func measureMode(ctx context.Context, cfg Config, mode string) (Result, error) {
 	// Phase 3: shut the route down and check that nothing more arrived.
 	phase, cancel = context.WithTimeout(ctx, cfg.CloseTimeout)
 	defer cancel()
-	if err := srv.say("shutdown"); err != nil {
+	if err := srv.Say("shutdown"); err != nil {
 		return res, fmt.Errorf("server: %w", err)
 	}
-	if _, err := srv.await(phase, "shut"); err != nil {
+	if _, err := srv.Expect(phase, "shut"); err != nil {
 		return res, fmt.Errorf("server: %w", err)
 	}
-	if err := cli.say("final"); err != nil {
+	if err := cli.Say("final"); err != nil {
 		return res, fmt.Errorf("client: %w", err)
 	}
-	final, err := cli.await(phase, "final ")
+	final, err := cli.Expect(phase, "final ")
 	if err != nil {
 		return res, fmt.Errorf("client: %w", err)
 	}
@@ -415,10 +403,10 @@ func measureMode(ctx context.Context, cfg Config, mode string) (Result, error) {
 		return res, fmt.Errorf("after the shutdown the client counts %d deliveries (want %d), %d of %d connections complete and %d ended, %d errors (first: %s)",
 			f.Deliveries, res.Deliveries, f.Complete, cfg.N, f.Ended, f.Errors, f.FirstError)
 	}
-	if err := cli.stop(); err != nil {
+	if err := cli.Stop(); err != nil {
 		return res, fmt.Errorf("client: %w", err)
 	}
-	if err := srv.stop(); err != nil {
+	if err := srv.Stop(); err != nil {
 		return res, fmt.Errorf("server: %w", err)
 	}
 	return res, nil
@@ -453,91 +441,6 @@ func PrintReport(w io.Writer, cfg Config, res []Result) {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// child is a subprocess driven over its stdin and stdout.
-type child struct {
-	cmd      *exec.Cmd
-	stdin    io.WriteCloser
-	lines    chan string // stdout, closed at EOF
-	stopOnce sync.Once
-	stopErr  error
-}
-
-func startChild(exe string, args ...string) (*child, error) {
-	cmd := exec.Command(exe, args...)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	c := &child{cmd: cmd, stdin: in, lines: make(chan string, 64)}
-	go func() {
-		defer close(c.lines)
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 4096), 1<<20)
-		for sc.Scan() {
-			c.lines <- sc.Text()
-		}
-	}()
-	return c, nil
-}
-
-// say sends the child one line.
-func (c *child) say(line string) error {
-	_, err := io.WriteString(c.stdin, line+"\n")
-	return err
-}
-
-// await returns the rest of the next line that starts with prefix. A line
-// "error ..." from the child, its exit or ctx's end fail instead.
-func (c *child) await(ctx context.Context, prefix string) (string, error) {
-	for {
-		select {
-		case l, ok := <-c.lines:
-			if !ok {
-				return "", fmt.Errorf("exited while awaiting %q", strings.TrimSpace(prefix))
-			}
-			if msg, isErr := strings.CutPrefix(l, "error "); isErr {
-				return "", errors.New(msg)
-			}
-			if rest, ok := strings.CutPrefix(l, prefix); ok {
-				return rest, nil
-			}
-		case <-ctx.Done():
-			return "", fmt.Errorf("awaiting %q: %w", strings.TrimSpace(prefix), ctx.Err())
-		}
-	}
-}
-
-// stop closes the child's stdin, which makes it exit, and reaps it; a
-// child that lingers 20 s more is killed.
-func (c *child) stop() error {
-	c.stopOnce.Do(func() {
-		c.stdin.Close()
-		exited := make(chan error, 1)
-		go func() {
-			for range c.lines { // keep its stdout flowing
-			}
-			exited <- c.cmd.Wait()
-		}()
-		t := time.NewTimer(20 * time.Second)
-		defer t.Stop()
-		select {
-		case c.stopErr = <-exited:
-		case <-t.C:
-			c.cmd.Process.Kill()
-			c.stopErr = fmt.Errorf("still running 20s after its stdin closed (killed: %v)", <-exited)
-		}
-	})
-	return c.stopErr
-}
 
 // lineWriter serialises lines written from several goroutines.
 type lineWriter struct {
@@ -839,18 +742,10 @@ func dial(cfg clientConfig, stdin io.Reader, stdout io.Writer) error {
 	if cfg.transport != "websocket" && cfg.transport != "sse" {
 		return fmt.Errorf("unknown transport %q", cfg.transport)
 	}
-	if cfg.perIP <= 0 {
-		return errors.New("-per-ip must be positive")
+	if err := harness.CheckSources(cfg.n, cfg.perIP); err != nil {
+		return err
 	}
 	cs := &clientState{cfg: cfg, out: &lineWriter{w: stdout}, allDone: make(chan struct{})}
-	conns := make([]net.Conn, cfg.n)
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
 
 	// Read stdin from the start, so that its end interrupts the dialing.
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
@@ -866,35 +761,18 @@ func dial(cfg clientConfig, stdin io.Reader, stdout io.Writer) error {
 	}()
 
 	var readers sync.WaitGroup
-	const workers = 64
-	var next atomic.Int64
-	var dialers sync.WaitGroup
-	var failOnce sync.Once
-	var dialErr error
-	for range workers {
-		dialers.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= cfg.n {
-					return
-				}
-				src := net.IPv4(127, 0, 0, byte(2+i/cfg.perIP))
-				c, nextMsg, err := connect(ctx, cfg, src)
-				if err != nil {
-					failOnce.Do(func() { dialErr = fmt.Errorf("connection %d from %s: %w", i, src, err) })
-					cancel()
-					return
-				}
-				conns[i] = c
-				readers.Go(func() { cs.read(i, nextMsg) })
-			}
-		})
+	conns, err := harness.DialAll(ctx, cfg.n, cfg.perIP, 64, func(ctx context.Context, i int, src net.IP) (net.Conn, error) {
+		c, nextMsg, err := connect(ctx, cfg, src)
+		if err == nil {
+			readers.Go(func() { cs.read(i, nextMsg) })
+		}
+		return c, err
+	})
+	if err != nil {
+		cs.out.printf("error %v", err)
+		return err
 	}
-	dialers.Wait()
-	if dialErr != nil {
-		cs.out.printf("error %v", dialErr)
-		return dialErr
-	}
+	defer harness.CloseAll(conns)
 	user, sys := cpuTime()
 	cs.cpu0 = user + sys
 	cs.out.printf("ready %d", cfg.n)
@@ -949,7 +827,7 @@ func connect(ctx context.Context, cfg clientConfig, src net.IP) (net.Conn, func(
 	}
 	resp.Body.Close()
 	c := ws.UnderlyingConn()
-	resetOnClose(c)
+	harness.ResetOnClose(c)
 	var buf []byte
 	return c, func() ([]byte, error) {
 		_, r, err := ws.NextReader()
@@ -992,7 +870,7 @@ func connectSSE(ctx context.Context, d *net.Dialer, addr string) (net.Conn, func
 			c.Close()
 		}
 	}()
-	resetOnClose(c)
+	harness.ResetOnClose(c)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/", nil)
 	if err != nil {
 		return nil, nil, err
@@ -1035,12 +913,4 @@ func connectSSE(ctx context.Context, d *net.Dialer, addr string) (net.Conn, func
 			}
 		}
 	}, nil
-}
-
-// resetOnClose makes closing c send a reset, so that thousands of client
-// ports do not linger in TIME_WAIT between runs.
-func resetOnClose(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetLinger(0)
-	}
 }

@@ -37,7 +37,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -45,18 +44,16 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/rtkit/rtkit/compare/internal/harness"
 	"github.com/rtkit/rtkit/realtime"
 	_ "github.com/rtkit/rtkit/transports/sse"
 	_ "github.com/rtkit/rtkit/transports/websocket"
@@ -83,7 +80,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	raiseFileLimit(stderr)
+	if err := harness.RaiseFileLimit(); err != nil {
+		fmt.Fprintf(stderr, "idlemem: raising the open-file limit: %v\n", err)
+	}
 	var err error
 	switch *role {
 	case "":
@@ -109,28 +108,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// raiseFileLimit lifts the soft limit on open files to the hard limit.
-func raiseFileLimit(stderr io.Writer) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		fmt.Fprintf(stderr, "idlemem: getrlimit: %v\n", err)
-		return
-	}
-	if lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			fmt.Fprintf(stderr, "idlemem: setrlimit: %v\n", err)
-		}
-	}
-}
-
 // Stats is what the server reports on "measure".
 type Stats struct {
-	Conns      int    `json:"conns"`
-	RSS        uint64 `json:"rss"` // bytes, VmRSS
-	HeapInuse  uint64 `json:"heapInuse"`
-	StackInuse uint64 `json:"stackInuse"`
-	Sys        uint64 `json:"sys"`
+	Conns int `json:"conns"`
+	harness.Memory
 }
 
 // Result is one mode's measurement.
@@ -206,16 +187,16 @@ func measureMode(ctx context.Context, cfg Config, mode string) (Result, error) {
 	res := Result{Mode: mode, Conns: cfg.N}
 
 	progress("starting server")
-	srv, err := start(cfg.Exe, "-role", "server", "-mode", mode)
+	srv, err := harness.Start(cfg.Exe, "-role", "server", "-mode", mode)
 	if err != nil {
 		return res, err
 	}
-	defer srv.stop()
-	addr, err := srv.expect(ctx, "listening ")
+	defer srv.Stop()
+	addr, err := srv.Expect(ctx, "listening ")
 	if err != nil {
 		return res, fmt.Errorf("server: %w", err)
 	}
-	if res.Before, err = srv.measure(ctx); err != nil {
+	if res.Before, err = query(ctx, srv, "measure"); err != nil {
 		return res, err
 	}
 	progress("baseline: RSS %.1f MiB, heap %.1f MiB, stack %.1f MiB",
@@ -223,19 +204,19 @@ func measureMode(ctx context.Context, cfg Config, mode string) (Result, error) {
 
 	progress("opening %d connections to %s", cfg.N, addr)
 	t0 := time.Now()
-	cli, err := start(cfg.Exe, "-role", "client", "-mode", mode, "-addr", addr,
+	cli, err := harness.Start(cfg.Exe, "-role", "client", "-mode", mode, "-addr", addr,
 		"-n", strconv.Itoa(cfg.N), "-per-ip", strconv.Itoa(cfg.PerIP))
 	if err != nil {
 		return res, err
 	}
-	defer cli.stop()
-	if _, err := cli.expect(ctx, "ready "); err != nil {
+	defer cli.Stop()
+	if _, err := cli.Expect(ctx, "ready "); err != nil {
 		return res, fmt.Errorf("client: %w", err)
 	}
 	// The client has its handshakes; wait for the server to count them all.
 	var st Stats
 	for {
-		if st, err = srv.query(ctx, "count"); err != nil {
+		if st, err = query(ctx, srv, "count"); err != nil {
 			return res, err
 		}
 		if st.Conns >= cfg.N {
@@ -250,7 +231,7 @@ func measureMode(ctx context.Context, cfg Config, mode string) (Result, error) {
 	res.ConnectTime = time.Since(t0)
 	progress("%d connections open in %v", st.Conns, res.ConnectTime.Round(time.Millisecond))
 
-	if res.After, err = srv.measure(ctx); err != nil {
+	if res.After, err = query(ctx, srv, "measure"); err != nil {
 		return res, err
 	}
 	if res.After.Conns != cfg.N {
@@ -267,10 +248,10 @@ func measureMode(ctx context.Context, cfg Config, mode string) (Result, error) {
 		mib(res.After.RSS), mib(res.After.HeapInuse), mib(res.After.StackInuse))
 
 	progress("closing")
-	if err := cli.stop(); err != nil {
+	if err := cli.Stop(); err != nil {
 		return res, fmt.Errorf("client: %w", err)
 	}
-	if err := srv.stop(); err != nil {
+	if err := srv.Stop(); err != nil {
 		return res, fmt.Errorf("server: %w", err)
 	}
 	return res, nil
@@ -314,94 +295,17 @@ func PrintTable(w io.Writer, n int, res []Result) {
 	tw.Flush()
 }
 
-// proc is a child process driven over its stdin and stdout.
-type proc struct {
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	lines chan string // its stdout, closed at EOF
-	once  sync.Once
-	err   error
-}
-
-func start(exe string, args ...string) (*proc, error) {
-	cmd := exec.Command(exe, args...)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &proc{cmd: cmd, in: in, lines: make(chan string, 16)}
-	go func() {
-		defer close(p.lines)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			p.lines <- sc.Text()
-		}
-	}()
-	return p, nil
-}
-
-// expect waits for a line starting with prefix and returns the rest. A line
-// starting with "error " fails.
-func (p *proc) expect(ctx context.Context, prefix string) (string, error) {
-	for {
-		select {
-		case l, ok := <-p.lines:
-			if !ok {
-				return "", fmt.Errorf("exited before %q", strings.TrimSpace(prefix))
-			}
-			if rest, ok := strings.CutPrefix(l, prefix); ok {
-				return rest, nil
-			}
-			if rest, ok := strings.CutPrefix(l, "error "); ok {
-				return "", errors.New(rest)
-			}
-		case <-ctx.Done():
-			return "", fmt.Errorf("waiting for %q: %w", strings.TrimSpace(prefix), ctx.Err())
-		}
-	}
-}
-
 // query sends a request to the server and decodes its stats.
-func (p *proc) query(ctx context.Context, req string) (Stats, error) {
+func query(ctx context.Context, srv *harness.Child, req string) (Stats, error) {
 	var st Stats
-	if _, err := fmt.Fprintln(p.in, req); err != nil {
+	if err := srv.Say(req); err != nil {
 		return st, fmt.Errorf("server: %w", err)
 	}
-	l, err := p.expect(ctx, "stats ")
+	l, err := srv.Expect(ctx, "stats ")
 	if err != nil {
 		return st, fmt.Errorf("server: %w", err)
 	}
 	return st, json.Unmarshal([]byte(l), &st)
-}
-
-func (p *proc) measure(ctx context.Context) (Stats, error) { return p.query(ctx, "measure") }
-
-// stop closes the child's stdin, which tells it to exit, and waits for it.
-func (p *proc) stop() error {
-	p.once.Do(func() {
-		p.in.Close()
-		done := make(chan error, 1)
-		go func() {
-			for range p.lines { // drain, so the child never blocks on stdout
-			}
-			done <- p.cmd.Wait()
-		}()
-		select {
-		case p.err = <-done:
-		case <-time.After(30 * time.Second):
-			p.cmd.Process.Kill()
-			p.err = fmt.Errorf("did not exit within 30s of its stdin closing: %v", <-done)
-		}
-	})
-	return p.err
 }
 
 // serve runs the server role: it prints "listening ADDR", then answers each
@@ -439,7 +343,7 @@ func serve(mode string, stdin io.Reader, stdout io.Writer) error {
 		var st Stats
 		switch sc.Text() {
 		case "measure":
-			st = measureSelf()
+			st = Stats{Memory: harness.MeasureSelf()}
 		case "count":
 		default:
 			fmt.Fprintf(stdout, "error unknown request %q\n", sc.Text())
@@ -481,48 +385,15 @@ func gorillaServer() (http.Handler, func() int) {
 	return h, func() int { return int(live.Load()) }
 }
 
-// measureSelf collects garbage, returns freed memory to the OS and reads
-// the process's memory figures.
-func measureSelf() Stats {
-	runtime.GC()
-	debug.FreeOSMemory()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return Stats{RSS: vmRSS(), HeapInuse: ms.HeapInuse, StackInuse: ms.StackInuse, Sys: ms.Sys}
-}
-
-// vmRSS reads VmRSS from /proc/self/status, in bytes (0 if unavailable).
-func vmRSS() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			f := strings.Fields(rest) // "12345 kB"
-			if len(f) > 0 {
-				kb, _ := strconv.ParseUint(f[0], 10, 64)
-				return kb << 10
-			}
-		}
-	}
-	return 0
-}
-
 // dial runs the client role: it opens n idle connections to addr, prints
 // "ready N" (or "error ..." on failure), and closes them when stdin ends.
 func dial(mode, addr string, n, perIP int, stdin io.Reader, stdout io.Writer) error {
 	if !validMode(mode) {
 		return fmt.Errorf("unknown mode %q", mode)
 	}
-	conns := make([]net.Conn, n)
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
+	if err := harness.CheckSources(n, perIP); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
 	// Stop, even in the middle of dialing, when the parent says so or goes
@@ -538,35 +409,14 @@ func dial(mode, addr string, n, perIP int, stdin io.Reader, stdout io.Writer) er
 			}
 		}
 	}()
-
-	const workers = 64
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var failOnce sync.Once
-	var fail error
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				src := net.IPv4(127, 0, 0, byte(2+i/perIP))
-				c, err := open(ctx, mode, addr, src)
-				if err != nil {
-					failOnce.Do(func() { fail = fmt.Errorf("connection %d from %s: %w", i, src, err) })
-					cancel()
-					return
-				}
-				conns[i] = c
-			}
-		})
+	conns, err := harness.DialAll(ctx, n, perIP, 64, func(ctx context.Context, _ int, src net.IP) (net.Conn, error) {
+		return open(ctx, mode, addr, src)
+	})
+	if err != nil {
+		fmt.Fprintf(stdout, "error %v\n", err)
+		return err
 	}
-	wg.Wait()
-	if fail != nil {
-		fmt.Fprintf(stdout, "error %v\n", fail)
-		return fail
-	}
+	defer harness.CloseAll(conns)
 	fmt.Fprintf(stdout, "ready %d\n", n)
 	<-stop // hold the connections
 	return nil
@@ -592,7 +442,7 @@ func open(ctx context.Context, mode, addr string, src net.IP) (net.Conn, error) 
 	}
 	resp.Body.Close()
 	c := ws.UnderlyingConn()
-	resetOnClose(c)
+	harness.ResetOnClose(c)
 	return c, nil
 }
 
@@ -634,17 +484,9 @@ func openSSE(ctx context.Context, d *net.Dialer, addr string) (net.Conn, error) 
 			inSession = true
 		case l == "" && inSession:
 			c.SetDeadline(time.Time{})
-			resetOnClose(c)
+			harness.ResetOnClose(c)
 			ok = true
 			return c, nil
 		}
-	}
-}
-
-// resetOnClose makes closing c send a reset, so that thousands of client
-// ports do not linger in TIME_WAIT between runs.
-func resetOnClose(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetLinger(0)
 	}
 }
