@@ -38,26 +38,45 @@ func (c *Conn) Every(d time.Duration, f func()) (stop func()) {
 	return t.stop
 }
 
+// fire hands the tick to the handler role: at once on the timer's
+// goroutine when the handler is idle, else queued behind the running
+// callback, so that a tick never blocks a goroutine while it waits.
 func (t *ticker) fire() {
 	c := t.c
-	if !c.track() {
+	c.mu.Lock()
+	if t.stopped || c.state >= stateClosing {
+		c.mu.Unlock()
 		return
 	}
-	defer c.tasks.Done()
-	c.dispatch(func() error {
-		c.mu.Lock()
-		stopped := t.stopped
+	if c.in.busy {
+		c.pushLocked(job{tick: t})
 		c.mu.Unlock()
-		if !stopped {
-			t.f()
-		}
-		return nil
-	}, true)
-	c.mu.Lock()
-	if !t.stopped {
-		t.timer = c.opts.Clock.AfterFunc(t.d, t.fire)
+		return
 	}
+	c.in.busy = true
 	c.mu.Unlock()
+	c.run(job{tick: t})
+	c.drain(false)
+}
+
+// run calls f unless the ticker was stopped, then schedules the next tick.
+func (t *ticker) run() error {
+	c := t.c
+	c.mu.Lock()
+	stopped := t.stopped
+	c.mu.Unlock()
+	if stopped {
+		return nil
+	}
+	defer func() {
+		c.mu.Lock()
+		if !t.stopped {
+			t.timer = c.opts.Clock.AfterFunc(t.d, t.fire)
+		}
+		c.mu.Unlock()
+	}()
+	t.f()
+	return nil
 }
 
 func (t *ticker) stop() {

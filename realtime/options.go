@@ -70,8 +70,21 @@ type Options struct {
 	// 4 MiB.
 	SendQueueBytes int
 	// Overflow is what happens when the send queue is full. The zero value
-	// is OverflowClose.
+	// is OverflowClose. It judges live messages only: topic catch-up and
+	// session replay stream at the peer's pace and never overflow.
 	Overflow OverflowPolicy
+
+	// Inbox is the most messages received from the peer and waiting for
+	// the handler while a callback runs. Zero means 64. When it is full
+	// the transport stops reading (TCP then slows the peer down; the
+	// pause does not count against the peer's keepalive) and a POSTed
+	// message is refused with 429 and Retry-After, for the client to send
+	// again.
+	Inbox int
+	// InboxBytes is the most bytes of messages waiting in the inbox (one
+	// message always fits). Zero means 1 MiB or ReadLimit, whichever is
+	// larger.
+	InboxBytes int
 
 	// PingInterval is how often the server pings an idle peer. Zero means
 	// 25 seconds; negative disables pings.
@@ -133,6 +146,8 @@ const (
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultResumeWindow     = 30 * time.Second
+	DefaultInbox            = 64
+	DefaultInboxBytes       = 1 << 20
 )
 
 // resolved returns a copy of o with every default filled in.
@@ -155,6 +170,12 @@ func (o *Options) resolved() Options {
 	}
 	if r.SendQueueBytes <= 0 {
 		r.SendQueueBytes = DefaultSendQueueBytes
+	}
+	if r.Inbox <= 0 {
+		r.Inbox = DefaultInbox
+	}
+	if r.InboxBytes <= 0 {
+		r.InboxBytes = max(DefaultInboxBytes, int(min(r.ReadLimit, 1<<40)))
 	}
 	if r.PingInterval == 0 {
 		r.PingInterval = DefaultPingInterval

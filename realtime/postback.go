@@ -39,8 +39,11 @@ func (rt *Route) serveSession(w http.ResponseWriter, r *http.Request, token stri
 	}
 }
 
-// servePost delivers the request body as one message. A body over the read
-// limit closes the connection with CloseTooBig, as on WebSocket.
+// servePost accepts the request body as one message into the handler's
+// inbox and answers at once, without waiting for the handler: 204 when it
+// was accepted (or was a duplicate), 429 with Retry-After when the inbox
+// is full. A body over the read limit closes the connection with
+// CloseTooBig, as on WebSocket.
 func (rt *Route) servePost(w http.ResponseWriter, r *http.Request, s *session) {
 	var seq uint64
 	if v := r.Header.Get(HeaderSeq); v != "" {
@@ -66,11 +69,19 @@ func (rt *Route) servePost(w http.ResponseWriter, r *http.Request, s *session) {
 		WriteError(w, http.StatusNotFound, ErrUnknownSession.Error())
 		return
 	}
-	if err := s.post(seq, m); err != nil {
+	switch err := s.post(seq, m); {
+	case err == nil:
+		w.WriteHeader(http.StatusNoContent)
+	case errors.Is(err, errInboxFull):
+		// The handler is behind: nothing was accepted, the same seq is
+		// welcome again shortly.
+		w.Header().Set("Retry-After", "1")
+		WriteError(w, http.StatusTooManyRequests, err.Error())
+	case errors.Is(err, ErrClosed):
+		WriteError(w, http.StatusNotFound, ErrUnknownSession.Error())
+	default:
 		WriteError(w, http.StatusConflict, err.Error())
-		return
 	}
-	w.WriteHeader(http.StatusNoContent)
 }
 
 // ReadMessage reads a message from a request body of at most limit bytes:
@@ -89,8 +100,9 @@ func ReadMessage(w http.ResponseWriter, r *http.Request, limit int64) (Message, 
 	return Message{Type: t, Data: data}, nil
 }
 
-// serveDelete closes the connection from the client's side. The body may
-// carry {"code": 1000, "reason": "..."}; the default is CloseNormal.
+// serveDelete closes the connection from the client's side and answers at
+// once. The body may carry {"code": 1000, "reason": "..."}; the default is
+// CloseNormal.
 func (rt *Route) serveDelete(w http.ResponseWriter, r *http.Request, s *session) {
 	var req struct {
 		Code   int    `json:"code"`
@@ -108,6 +120,11 @@ func (rt *Route) serveDelete(w http.ResponseWriter, r *http.Request, s *session)
 		WriteError(w, http.StatusBadRequest, "realtime: invalid close code")
 		return
 	}
-	s.c.finish(&CloseError{Code: req.Code, Reason: truncReason(req.Reason)})
+	// The context is cancelled at once; the handler's Close runs when the
+	// callback in progress, if any, has returned, without holding up the
+	// client.
+	if s.c.end(&CloseError{Code: req.Code, Reason: truncReason(req.Reason)}) {
+		go s.c.complete()
+	}
 	w.WriteHeader(http.StatusNoContent)
 }

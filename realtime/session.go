@@ -6,7 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
-	"time"
+	"sync/atomic"
 )
 
 // Session errors, for transports and clients to branch on.
@@ -63,7 +63,14 @@ type session struct {
 	next      uint64  // seq of the next message
 	delivered uint64  // highest seq handed to an attachment
 	bytes     int
-	wake      chan struct{} // closed when entries or close arrive
+	wake      chan struct{} // closed when entries, deliveries, attachments or the close change
+
+	// undelivered counts the entries no attachment has taken yet; it
+	// changes under mu and is read without it by paced senders, which
+	// wait while it is high (see Conn.sendPaced).
+	undelivered atomic.Int64
+	// dropped counts undelivered entries the full backlog discarded.
+	dropped atomic.Uint64
 	closed    *CloseError
 	attach    uint64 // generation of the current attachment; 0 = none
 	exclusive bool   // the current attachment refuses others (long-poll)
@@ -71,9 +78,10 @@ type session struct {
 	grace     Timer // ends a detached session after ResumeWindow
 	gone      bool  // removed from the route's table
 
-	inMu    sync.Mutex // serialises posted messages
-	inNext  uint64     // next expected client sequence number
-	pending map[uint64]Message
+	inMu         sync.Mutex // serialises posted messages
+	inNext       uint64     // next expected client sequence number
+	pending      map[uint64]Message
+	pendingBytes int
 }
 
 var _ Wire = (*session)(nil)
@@ -114,16 +122,22 @@ func originKey(r *http.Request) string {
 	return o
 }
 
-// Write appends msgs to the backlog. Attachments write to the network at
-// their own pace. When the backlog is full of messages no attachment has
-// taken yet, the peer is too slow and Options.Overflow applies: the
-// connection closes (ErrQueueFull), the oldest message goes, or, under
-// OverflowBlock, Write waits up to WriteTimeout for the peer to take some.
-// Messages already handed out are kept only for resume and make room as
-// needed.
+// Write appends msgs to the backlog; attachments write to the network at
+// their own pace. The backlog keeps Options.ResumeBuffer messages (and at
+// most Options.SendQueueBytes bytes). When it is full:
+//   - messages already handed to an attachment make room first: they are
+//     kept only for a resume;
+//   - while an attachment is reading, Write waits for it to take some, as
+//     a socket write waits for the peer (the attachment's own writes are
+//     bounded by WriteTimeout, so this wait is too); meanwhile the send
+//     queue fills and Options.Overflow judges the slow reader;
+//   - while no attachment is reading (a dropped stream, the time between
+//     two polls), or under OverflowDropOldest, the oldest message goes:
+//     the client is told of the gap when it resumes.
+//
+// Write never closes the connection for a client that is away.
 func (s *session) Write(msgs []Message) error {
 	o := s.c.opts
-	var timeout <-chan time.Time
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, m := range msgs {
@@ -134,37 +148,35 @@ func (s *session) Write(msgs []Message) error {
 			if len(s.entries) == 0 || len(s.entries) < o.ResumeBuffer && s.bytes+len(m.Data) <= o.SendQueueBytes {
 				break
 			}
-			if s.entries[0].Seq <= s.delivered || o.Overflow == OverflowDropOldest {
-				s.bytes -= len(s.entries[0].Data)
-				s.entries[0] = Entry{}
-				s.entries = s.entries[1:]
+			if s.entries[0].Seq <= s.delivered || o.Overflow == OverflowDropOldest || s.attach == 0 {
+				s.dropOldestLocked()
 				continue
 			}
-			if o.Overflow != OverflowBlock {
-				return ErrQueueFull
-			}
-			if timeout == nil {
-				t := time.NewTimer(o.WriteTimeout)
-				defer t.Stop()
-				timeout = t.C
-			}
-			s.signalLocked() // let attachments take what is there
+			s.signalLocked() // let the attachment take what is there
 			wake := s.wake
 			s.mu.Unlock()
-			select {
-			case <-wake:
-				s.mu.Lock()
-			case <-timeout:
-				s.mu.Lock()
-				return ErrWriteTimeout
-			}
+			<-wake
+			s.mu.Lock()
 		}
 		s.entries = append(s.entries, Entry{Seq: s.next, Message: m})
 		s.next++
 		s.bytes += len(m.Data)
+		s.undelivered.Add(1)
 	}
 	s.signalLocked()
 	return nil
+}
+
+// dropOldestLocked removes the oldest entry of the backlog.
+func (s *session) dropOldestLocked() {
+	e := s.entries[0]
+	s.bytes -= len(e.Data)
+	if e.Seq > s.delivered {
+		s.undelivered.Add(-1)
+		s.dropped.Add(1)
+	}
+	s.entries[0] = Entry{}
+	s.entries = s.entries[1:]
 }
 
 func (s *session) signalLocked() {
@@ -279,11 +291,14 @@ func (a *Attachment) Next(ctx context.Context, after uint64) (Batch, error) {
 			b.Gap, b.GapAfter = true, after
 		}
 		end := min(len(s.entries), i+maxBatch)
+		taken := false
 		if i < end {
 			b.Entries = append([]Entry(nil), s.entries[i:end]...)
 			if last := b.Entries[len(b.Entries)-1].Seq; last > s.delivered {
+				s.undelivered.Add(-int64(min(last, s.next-1) - max(s.delivered, s.entries[0].Seq-1)))
 				s.delivered = last
 				s.signalLocked() // a Write may wait for room
+				taken = true
 			}
 		}
 		if s.closed != nil && end == len(s.entries) {
@@ -291,6 +306,9 @@ func (a *Attachment) Next(ctx context.Context, after uint64) (Batch, error) {
 		}
 		if len(b.Entries) > 0 || b.Gap || b.Close != nil {
 			s.mu.Unlock()
+			if taken {
+				s.c.wakeSenders() // a catch-up may wait for the backlog to drain
+			}
 			return b, nil
 		}
 		wake := s.wake
@@ -315,33 +333,51 @@ func (a *Attachment) Detach() {
 	}
 	s.attach = 0
 	s.exclusive = false
+	s.signalLocked() // a Write waiting for this attachment drops instead
 	if s.closed == nil && s.grace == nil {
 		s.grace = s.c.opts.Clock.AfterFunc(s.c.opts.ResumeWindow, s.detachedTimeout)
 	}
 }
 
-// post delivers a message the client posted, in the client's order: with
-// a sequence number (seq > 0) it is delivered exactly once, after every
+// post accepts a message the client posted into the handler's inbox, in
+// the client's order, and returns without waiting for the handler: with a
+// sequence number (seq > 0) it is delivered exactly once, after every
 // lower one, and duplicates are ignored; without one (seq == 0) it is
-// delivered on arrival.
+// delivered on arrival. It returns errInboxFull, and accepts nothing, when
+// the inbox has no room (counting the messages held back for a lower
+// sequence number): the client retries the same seq later.
 func (s *session) post(seq uint64, m Message) error {
 	s.inMu.Lock()
 	defer s.inMu.Unlock()
+	c := s.c
 	if seq == 0 {
-		s.c.receive(m)
+		if err := c.inboxRoom(len(s.pending), s.pendingBytes, len(m.Data)); err != nil {
+			return err
+		}
+		c.enqueue(m)
 		return nil
 	}
 	switch {
 	case seq < s.inNext:
-		return nil // a retry of a delivered message
+		return nil // a retry of an accepted message
 	case seq > s.inNext:
+		if _, dup := s.pending[seq]; dup {
+			return nil
+		}
 		if seq-s.inNext > maxPending || len(s.pending) >= maxPending {
 			return errTooFarAhead
 		}
+		if err := c.inboxRoom(len(s.pending), s.pendingBytes, len(m.Data)); err != nil {
+			return err
+		}
 		s.pending[seq] = m
+		s.pendingBytes += len(m.Data)
 		return nil
 	}
-	s.c.receive(m)
+	if err := c.inboxRoom(len(s.pending), s.pendingBytes, len(m.Data)); err != nil {
+		return err
+	}
+	c.enqueue(m)
 	s.inNext++
 	for {
 		m, ok := s.pending[s.inNext]
@@ -349,7 +385,8 @@ func (s *session) post(seq uint64, m Message) error {
 			return nil
 		}
 		delete(s.pending, s.inNext)
-		s.c.receive(m)
+		s.pendingBytes -= len(m.Data)
+		c.enqueue(m) // its place was counted when it arrived
 		s.inNext++
 	}
 }

@@ -44,17 +44,35 @@ type TransportHandler interface {
 // Wire is the transport's side of one connection, used by the core.
 //
 // Write is called by one goroutine at a time. Close may be called
-// concurrently with Write and more than once; the first call wins.
+// concurrently with Write and Read, and more than once; the first call wins.
 type Wire interface {
 	// Write sends msgs to the peer in order, within Options.WriteTimeout.
 	// An error ends the connection.
 	Write(msgs []Message) error
 	// Close tells the peer the close code and reason when the protocol can
-	// and ends the wire within a bounded time, so that the transport's
-	// reader returns and calls Link.Closed. Link.Closed calls Close once
-	// more after the read loop has ended: then Close must release the
-	// wire at once, so that blocked writes return.
+	// and ends the wire within a bounded time, so that Read returns an
+	// error (or, for wires the core does not read, Link.Closed is
+	// called). After the read loop has ended the core calls Close once
+	// more: then Close must release the wire at once, so that blocked
+	// writes return.
 	Close(code int, reason string) error
+}
+
+// Reader is a Wire whose peer's messages arrive on the same connection
+// (WebSocket). The core reads it itself (see Link.Start), so that it can
+// go on reading while a callback is slow.
+type Reader interface {
+	Wire
+	// Read blocks until the peer's next message and returns it, or
+	// returns the error that ended the wire: a *CloseError from the peer,
+	// ErrPingTimeout, ErrReadLimit or a network error. Calls never
+	// overlap, but successive calls may come from different goroutines.
+	//
+	// The core stops calling Read while the handler's inbox is full (the
+	// server is then the slow side, and TCP pushes back on the peer).
+	// Wires that check the peer's liveness must count only the time spent
+	// inside Read, so that such a pause never fails the peer's keepalive.
+	Read() (Message, error)
 }
 
 var (

@@ -6,9 +6,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -481,33 +483,48 @@ func TestHandlerPanicClosesWith1011(t *testing.T) {
 	}
 }
 
-// With the default overflow policy a backlog that fills while the client
-// is away closes the connection as a slow consumer; the client that comes
-// back still receives what was kept, then the close, never a silent loss.
-func TestResumeAfterOverflowDeliversClose(t *testing.T) {
-	s := newServer(t, realtime.Funcs{}, realtime.Options{ResumeBuffer: 2})
+// A backlog that fills while the client is away keeps the newest
+// ResumeBuffer messages: the client that comes back is told of the gap,
+// then receives what was kept, and the connection lives on. (Before, the
+// connection was closed as a slow consumer while nobody was reading.)
+func TestResumeAfterBacklogOverflowIsAGap(t *testing.T) {
+	s := newServer(t, realtime.Funcs{}, realtime.Options{ResumeBuffer: 2, SendQueue: 1 << 20})
 	st := s.open(t, nil)
 	sess := st.session()
 	c := recv(t, s.conns)
 	c.SendText("m1")
 	st.next()
 	st.drop()
-	for _, m := range []string{"m2", "m3", "m4", "m5"} {
-		c.SendText(m)
-	}
-	if err := recv(t, s.closed); !errors.Is(err, realtime.ErrQueueFull) {
-		t.Fatalf("cause %v, want ErrQueueFull", err)
+	// Until the server notices the dropped stream, messages still go to
+	// it (the queue is deep enough for that while), and once it has, they
+	// pile up in the backlog and the oldest go.
+	n := 1
+	for c.Dropped() == 0 {
+		n++
+		if n > 100000 {
+			t.Fatal("the backlog never overflowed")
+		}
+		if err := c.SendText(fmt.Sprint("m", n)); err != nil {
+			t.Fatal(err)
+		}
+		runtime.Gosched()
 	}
 	st2 := s.open(t, http.Header{"Last-Event-Id": {sess.Token + ".1"}})
-	for _, want := range []string{"m2", "m3"} {
+	if ev := st2.next(); ev.Type != sse.EventGap || string(ev.Data) != `{"after":1}` {
+		t.Fatalf("got %+v, want a gap after 1", ev)
+	}
+	for _, want := range []string{fmt.Sprint("m", n-1), fmt.Sprint("m", n)} {
 		if ev := st2.next(); string(ev.Data) != want {
 			t.Fatalf("got %+v, want %s", ev, want)
 		}
 	}
-	if ev := st2.next(); ev.Type != sse.EventClose || string(ev.Data) != `{"code":1008,"reason":"send queue full"}` {
-		t.Fatalf("got %+v, want the close", ev)
+	c.SendText("live")
+	if ev := st2.next(); string(ev.Data) != "live" {
+		t.Fatalf("got %+v, want the live message", ev)
 	}
-	st2.ended()
+	if c.Cause() != nil {
+		t.Fatalf("connection closed: %v", c.Cause())
+	}
 }
 
 func TestKeepaliveComments(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -92,17 +93,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.opts.PingInterval > 0 {
 		c.keepAlive()
 	}
-	// The connection is hijacked: serve it on a fresh goroutine and let
-	// net/http's, with its deep stack and its request buffers, end. That
-	// keeps one goroutine per idle connection, and a small one.
-	go func() {
-		link.Open(c)
-		err := c.read(link)
-		c.mu.Lock()
-		c.readDone = true
-		c.mu.Unlock()
-		link.Closed(err)
-	}()
+	// The connection is hijacked: the core serves it on a goroutine of its
+	// own and net/http's, with its deep stack and its request buffers,
+	// ends. That keeps one goroutine per idle connection, and a small one.
+	link.Start(c)
 }
 
 // upgradeHeader returns the headers middleware set, minus those the
@@ -122,31 +116,52 @@ func upgradeHeader(h http.Header) http.Header {
 }
 
 // wire is one upgraded connection.
+//
+// Keepalive: every PingInterval the wire pings the peer and, PongTimeout
+// later, checks that it heard something (a pong or a message) since. The
+// check fails the connection only if the core was inside Read for that
+// whole time: while the core does not read (its inbox is full, the server
+// is the slow side) the peer's pongs wait unread in the socket and must
+// not count against it.
 type wire struct {
 	ws   *websocket.Conn
 	opts *realtime.Options
 	cork *corkConn // the socket under ws, to write a batch at once
 
+	heard atomic.Uint64 // pongs and messages received
+	reads atomic.Uint64 // Read calls entered
+	inRead atomic.Bool  // the core is inside Read
+
 	mu        sync.Mutex
-	readDone  bool // the read loop has ended
+	readDone  bool // Read has failed: the read loop has ended
 	sentClose bool
 	torn      bool
-	grace     *time.Timer // drops the TCP connection if the peer never answers our close
-	pinger    *time.Timer
+	timedOut  bool // the keepalive failed the connection
+	grace     realtime.Timer // drops the TCP connection if the peer never answers our close
+	pinger    realtime.Timer
 	pings     sync.WaitGroup
 }
 
-var _ realtime.Wire = (*wire)(nil)
+var _ realtime.Reader = (*wire)(nil)
 
-// read delivers messages until the connection fails, and says why.
-func (c *wire) read(link *realtime.Link) error {
-	for {
-		mt, data, err := c.ws.ReadMessage()
-		if err != nil {
-			return readError(err)
+// Read returns the peer's next message.
+func (c *wire) Read() (realtime.Message, error) {
+	c.reads.Add(1)
+	c.inRead.Store(true)
+	mt, data, err := c.ws.ReadMessage()
+	c.inRead.Store(false)
+	if err != nil {
+		c.mu.Lock()
+		c.readDone = true
+		timedOut := c.timedOut
+		c.mu.Unlock()
+		if timedOut {
+			return realtime.Message{}, &realtime.CloseError{Code: realtime.CloseAbnormal, Reason: "ping timeout", Err: realtime.ErrPingTimeout}
 		}
-		link.Receive(realtime.Message{Type: realtime.MessageType(mt), Data: data})
+		return realtime.Message{}, readError(err)
 	}
+	c.heard.Add(1)
+	return realtime.Message{Type: realtime.MessageType(mt), Data: data}, nil
 }
 
 // readError turns gorilla's read errors into the core's.
@@ -168,17 +183,16 @@ func readError(err error) error {
 	return &realtime.CloseError{Code: realtime.CloseAbnormal, Reason: "connection lost", Err: err}
 }
 
-// keepAlive pings the peer every PingInterval and fails the read when no
-// pong came back within PingInterval+PongTimeout.
+// keepAlive starts the ping cycle.
 func (c *wire) keepAlive() {
-	wait := c.opts.PingInterval + c.opts.PongTimeout
-	c.ws.SetReadDeadline(time.Now().Add(wait))
 	c.ws.SetPongHandler(func(string) error {
-		return c.ws.SetReadDeadline(time.Now().Add(wait))
+		c.heard.Add(1)
+		return nil
 	})
-	c.pinger = time.AfterFunc(c.opts.PingInterval, c.ping)
+	c.pinger = c.opts.Clock.AfterFunc(c.opts.PingInterval, c.ping)
 }
 
+// ping pings the peer and schedules the check of its answer.
 func (c *wire) ping() {
 	c.mu.Lock()
 	if c.torn || c.sentClose {
@@ -188,14 +202,31 @@ func (c *wire) ping() {
 	c.pings.Add(1)
 	c.mu.Unlock()
 	defer c.pings.Done()
+	heard, reads, reading := c.heard.Load(), c.reads.Load(), c.inRead.Load()
 	if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.opts.WriteTimeout)) != nil {
-		return // the reader will notice
+		return // the connection is broken: Read will say so
 	}
 	c.mu.Lock()
 	if !c.torn {
-		c.pinger.Reset(c.opts.PingInterval)
+		c.pinger = c.opts.Clock.AfterFunc(c.opts.PongTimeout, func() { c.check(heard, reads, reading) })
 	}
 	c.mu.Unlock()
+}
+
+// check fails the connection if nothing was heard since the ping while
+// the core was reading all along, and otherwise starts the next cycle.
+func (c *wire) check(heard, reads uint64, reading bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.torn || c.sentClose {
+		return
+	}
+	if reading && c.inRead.Load() && c.reads.Load() == reads && c.heard.Load() == heard {
+		c.timedOut = true
+		c.teardownLocked()
+		return
+	}
+	c.pinger = c.opts.Clock.AfterFunc(max(c.opts.PingInterval-c.opts.PongTimeout, 0), c.ping)
 }
 
 // Write writes msgs as one frame each within WriteTimeout.
@@ -269,7 +300,7 @@ func (c *wire) Close(code int, reason string) error {
 		c.teardownLocked()
 		return err
 	}
-	c.grace = time.AfterFunc(c.opts.WriteTimeout, func() { c.ws.Close() })
+	c.grace = c.opts.Clock.AfterFunc(c.opts.WriteTimeout, func() { c.ws.Close() })
 	return nil
 }
 
