@@ -70,7 +70,7 @@ type session struct {
 	// wait while it is high (see Conn.sendPaced).
 	undelivered atomic.Int64
 	// dropped counts undelivered entries the full backlog discarded.
-	dropped atomic.Uint64
+	dropped   atomic.Uint64
 	closed    *CloseError
 	attach    uint64 // generation of the current attachment; 0 = none
 	exclusive bool   // the current attachment refuses others (long-poll)

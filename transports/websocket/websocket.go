@@ -128,15 +128,15 @@ type wire struct {
 	opts *realtime.Options
 	cork *corkConn // the socket under ws, to write a batch at once
 
-	heard atomic.Uint64 // pongs and messages received
-	reads atomic.Uint64 // Read calls entered
-	inRead atomic.Bool  // the core is inside Read
+	heard  atomic.Uint64 // pongs and messages received
+	reads  atomic.Uint64 // Read calls entered
+	inRead atomic.Bool   // the core is inside Read
 
 	mu        sync.Mutex
 	readDone  bool // Read has failed: the read loop has ended
 	sentClose bool
 	torn      bool
-	timedOut  bool // the keepalive failed the connection
+	timedOut  bool           // the keepalive failed the connection
 	grace     realtime.Timer // drops the TCP connection if the peer never answers our close
 	pinger    realtime.Timer
 	pings     sync.WaitGroup
