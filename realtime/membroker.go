@@ -3,21 +3,48 @@ package realtime
 import (
 	"context"
 	"sync"
+	"time"
 )
 
-// DefaultHistory is how many messages per topic a MemoryBroker keeps when
-// NewMemoryBroker is given no size.
-const DefaultHistory = 1024
+// Defaults of MemoryBroker.
+const (
+	// DefaultHistory is how many messages per topic a MemoryBroker keeps.
+	DefaultHistory = 1024
+	// DefaultRetention is how long a MemoryBroker keeps an idle topic.
+	DefaultRetention = time.Hour
+)
+
+// MemoryOptions configure a MemoryBroker. The zero value, and nil, mean
+// the defaults.
+type MemoryOptions struct {
+	// History is how many messages per topic are kept for catch-up.
+	// Zero means DefaultHistory.
+	History int
+	// Retention is how long a topic with no subscription and no member is
+	// kept after its last message; then its history is forgotten and its
+	// sequence numbers start again at 1 (clients resuming from an older
+	// position get a gap). Zero means DefaultRetention; negative keeps
+	// every topic forever.
+	Retention time.Duration
+	// Clock is the source of time for Retention. Nil means the real
+	// clock.
+	Clock Clock
+}
 
 // MemoryBroker is the Broker of a single process: topics, history and
 // presence in memory, no service needed. It is the default of Topics.
+// Idle topics are forgotten after MemoryOptions.Retention, so a topic per
+// user or per conversation costs memory only while it is in use.
 type MemoryBroker struct {
-	size int
+	size      int
+	retention time.Duration
+	clock     Clock
 
-	mu     sync.Mutex
-	topics map[string]*memTopic
-	nodes  map[string]func(context.Context, []byte) []byte
-	closed bool
+	mu        sync.Mutex
+	topics    map[string]*memTopic
+	nodes     map[string]func(context.Context, []byte) []byte
+	closed    bool
+	lastSweep time.Time
 }
 
 var (
@@ -31,6 +58,7 @@ type memTopic struct {
 	last    uint64
 	subs    map[*memSub]struct{}
 	members map[string]Member
+	touched time.Time // last publish or subscription change
 }
 
 type memSub struct {
@@ -41,22 +69,60 @@ type memSub struct {
 	closed  bool
 }
 
-// NewMemoryBroker returns a broker that keeps the last historySize
-// messages of each topic (DefaultHistory if historySize <= 0).
-func NewMemoryBroker(historySize int) *MemoryBroker {
-	if historySize <= 0 {
-		historySize = DefaultHistory
+// NewMemoryBroker returns an in-memory broker with options o (nil means
+// the defaults).
+func NewMemoryBroker(o *MemoryOptions) *MemoryBroker {
+	var oo MemoryOptions
+	if o != nil {
+		oo = *o
 	}
-	return &MemoryBroker{size: historySize, topics: map[string]*memTopic{}, nodes: map[string]func(context.Context, []byte) []byte{}}
+	if oo.History <= 0 {
+		oo.History = DefaultHistory
+	}
+	if oo.Retention == 0 {
+		oo.Retention = DefaultRetention
+	}
+	if oo.Clock == nil {
+		oo.Clock = realClock{}
+	}
+	return &MemoryBroker{
+		size:      oo.History,
+		retention: oo.Retention,
+		clock:     oo.Clock,
+		topics:    map[string]*memTopic{},
+		nodes:     map[string]func(context.Context, []byte) []byte{},
+		lastSweep: oo.Clock.Now(),
+	}
 }
 
+// topicLocked returns topic's state, creating it, and forgets idle topics
+// now and then: every Retention/2 at most, so the cost of a sweep spreads
+// over the calls in between.
 func (b *MemoryBroker) topicLocked(name string) *memTopic {
+	now := b.clock.Now()
+	if b.retention > 0 && now.Sub(b.lastSweep) >= b.retention/2 {
+		b.lastSweep = now
+		for n, t := range b.topics {
+			if len(t.subs) == 0 && len(t.members) == 0 && now.Sub(t.touched) >= b.retention {
+				delete(b.topics, n)
+			}
+		}
+	}
 	t := b.topics[name]
 	if t == nil {
 		t = &memTopic{subs: map[*memSub]struct{}{}, members: map[string]Member{}}
 		b.topics[name] = t
 	}
+	t.touched = now
 	return t
+}
+
+// Len returns the number of topics the broker holds, idle ones not yet
+// forgotten included.
+func (b *MemoryBroker) Len() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.topics)
 }
 
 // Publish appends m to topic's history and delivers it to every
@@ -113,6 +179,7 @@ func (s *memSub) Close() error {
 	s.b.mu.Lock()
 	if t := s.b.topics[s.topic]; t != nil {
 		delete(t.subs, s)
+		t.touched = s.b.clock.Now()
 	}
 	s.b.mu.Unlock()
 	return nil

@@ -15,108 +15,130 @@ const maxTopicQueue = 8192
 // brokerTimeout bounds the broker calls a topic makes on its own.
 const brokerTimeout = 10 * time.Second
 
+// catchUpChunk is the most history entries a catch-up reads from the
+// broker at a time.
+const catchUpChunk = 64
+
 // topic is one topic's state on this node: its local subscribers and the
-// pump, one goroutine per topic, that hands entries to them in order.
+// pump, one goroutine per topic, that hands live entries to them in order.
+//
+// Invariants:
+//   - started is closed once the broker subscription is up or has failed
+//     (err says why); nobody joins subs before, and a failed topic is
+//     removed from Topics so the next subscriber tries afresh.
+//   - last is the newest seq handed to the fan-out; it changes together
+//     with the snapshot of ready subscribers (under mu), so a subscriber
+//     that turns ready with after >= last misses nothing: the pump sends
+//     it every later entry.
+//   - A subscriber is ready (receives live entries) only once its
+//     catch-up has sent everything up to last, at the pace its connection
+//     writes; live entries never wait in memory for a catch-up.
+//   - Once retired (its last local subscriber gone, or its start failed)
+//     a topic takes no subscribers and its broker subscription is closed.
 type topic struct {
-	ts   *Topics
-	name string
+	ts      *Topics
+	name    string
+	started chan struct{}
+	err     error // why the start failed; written before started closes
 
 	mu      sync.Mutex
 	subs    map[*Conn]*subscriber
-	queue   []item
+	queue   []Entry
 	wake    chan struct{} // closed when queue grows or the topic retires
+	last    uint64
 	retired bool
-	started bool
 	sub     Subscription
 }
 
-// item is an entry from the broker, or a subscriber to catch up.
-type item struct {
-	entry Entry
-	join  *subscriber
-}
-
 type subscriber struct {
-	c        *Conn
-	resume   bool
-	after    uint64 // the last seq this connection was given
-	ready    bool   // caught up: receives live entries
-	member   *Member
-	unhook   func()
-	joinDone chan error
+	c      *Conn
+	after  uint64 // the last seq this connection was given
+	ready  bool   // caught up: receives live entries
+	member *Member
+	unhook func()
 }
 
-// add registers c and waits until its catch-up is queued behind the
-// entries already there. It reports false if the topic retired first.
-func (t *topic) add(c *Conn, after uint64, resume bool) (bool, error) {
+// start subscribes to the broker and runs the pump. It is called once,
+// by whoever created the topic.
+func (t *topic) start() {
+	defer close(t.started)
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	sub, err := t.ts.b.Subscribe(ctx, t.name, t.push)
+	var h History
+	if err == nil {
+		if h, err = t.ts.b.History(ctx, t.name, math.MaxUint64, 1); err != nil {
+			sub.Close()
+		}
+	}
+	if err != nil {
+		t.err = err
+		t.mu.Lock()
+		t.retired = true
+		t.mu.Unlock()
+		t.ts.drop(t)
+		return
+	}
+	t.mu.Lock()
+	t.sub, t.last = sub, h.Last
+	retired := t.retired
+	t.mu.Unlock()
+	if retired {
+		sub.Close()
+		return
+	}
+	go t.pump()
+}
+
+// add registers c from seq after. With resume it first catches c up on
+// what it missed, on a goroutine of the connection's; without, c receives
+// what comes from now on. It reports false if the topic retired first.
+func (t *topic) add(c *Conn, after uint64, resume bool) bool {
 	t.mu.Lock()
 	if t.retired {
 		t.mu.Unlock()
-		return false, nil
+		return false
 	}
 	if _, dup := t.subs[c]; dup {
 		t.mu.Unlock()
-		return true, nil
+		return true
 	}
-	s := &subscriber{c: c, resume: resume, after: after, joinDone: make(chan error, 1)}
+	s := &subscriber{c: c, after: after}
+	if !resume {
+		s.after, s.ready = t.last, true
+	}
 	t.subs[c] = s
-	start := !t.started
-	t.started = true
 	t.mu.Unlock()
 
+	// On a connection that has already ended this runs remove at once.
 	s.unhook = c.onClose(func() { t.remove(c) })
-	if start {
-		if err := t.start(); err != nil {
-			t.remove(c)
-			return true, err
-		}
+	if resume && c.track() {
+		go func() {
+			defer c.tasks.Done()
+			t.catchUp(s)
+		}()
 	}
-	t.push(item{join: s})
-	select {
-	case err := <-s.joinDone:
-		return true, err
-	case <-c.Done():
-		return true, ErrClosed
-	}
+	return true
 }
 
-// start subscribes to the broker and runs the pump.
-func (t *topic) start() error {
-	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
-	defer cancel()
-	sub, err := t.ts.b.Subscribe(ctx, t.name, func(e Entry) { t.push(item{entry: e}) })
-	if err != nil {
-		return err
-	}
-	h, err := t.ts.b.History(ctx, t.name, math.MaxUint64, 1)
-	if err != nil {
-		sub.Close()
-		return err
-	}
-	t.mu.Lock()
-	t.sub = sub
-	t.mu.Unlock()
-	go t.pump(h.Last)
-	return nil
-}
-
-// push queues an item for the pump.
-func (t *topic) push(it item) {
+// push queues an entry from the broker for the pump.
+func (t *topic) push(e Entry) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.retired || it.join == nil && len(t.queue) >= maxTopicQueue {
+	if t.retired || len(t.queue) >= maxTopicQueue {
 		return // dropped entries come back from the history
 	}
-	t.queue = append(t.queue, it)
+	t.queue = append(t.queue, e)
 	if t.wake != nil {
 		close(t.wake)
 		t.wake = nil
 	}
 }
 
-// pump hands entries to subscribers in order until the topic retires.
-// last is the newest seq fanned out.
-func (t *topic) pump(last uint64) {
+// pump hands entries to ready subscribers in order until the topic
+// retires.
+func (t *topic) pump() {
+	var out []outgoing
 	for {
 		t.mu.Lock()
 		for len(t.queue) == 0 && !t.retired {
@@ -130,20 +152,15 @@ func (t *topic) pump(last uint64) {
 			t.mu.Unlock()
 			return
 		}
-		items := t.queue
+		entries := t.queue
 		t.queue = nil
+		last := t.last
 		t.mu.Unlock()
-		var out []outgoing
-		for _, it := range items {
-			if it.join != nil {
-				t.fanout(out) // everything before the join, first
-				out = out[:0]
-				it.join.joinDone <- t.catchUp(it.join, last)
-				continue
-			}
-			out, last = t.deliver(out, it.entry, last)
+		out = out[:0]
+		for _, e := range entries {
+			out, last = t.deliver(out, e, last)
 		}
-		t.fanout(out)
+		t.fanout(out, last)
 	}
 }
 
@@ -171,28 +188,30 @@ func (t *topic) deliver(out []outgoing, e Entry, last uint64) ([]outgoing, uint6
 		}
 		for _, he := range h.Entries {
 			if he.Seq > last && he.Seq < e.Seq {
-				out = append(out, outgoing{m: envelope(t.name, he), seq: he.Seq})
+				out = append(out, outgoing{m: envelope(t.name, he, true), seq: he.Seq})
 				last = he.Seq
 			}
 		}
 	}
-	return append(out, outgoing{m: envelope(t.name, e), seq: e.Seq}), e.Seq
+	return append(out, outgoing{m: envelope(t.name, e, true), seq: e.Seq}), e.Seq
 }
 
-// fanout sends a batch to every caught-up subscriber, each its part (what
-// it has not seen), connection by connection: a connection's writer then
-// finds the whole batch queued and writes it at once.
-func (t *topic) fanout(out []outgoing) {
-	if len(out) == 0 {
-		return
-	}
-	t.mu.Lock()
+// fanout sends a batch to every ready subscriber, each its part (what it
+// has not seen), connection by connection: a connection's writer then
+// finds the whole batch queued and writes it at once. last becomes the
+// topic's last in the same step as the snapshot of ready subscribers.
+func (t *topic) fanout(out []outgoing, last uint64) {
 	type send struct {
 		s    *subscriber
 		from int // index in out of the first envelope it gets
 	}
+	t.mu.Lock()
+	t.last = max(t.last, last)
+	if len(out) == 0 {
+		t.mu.Unlock()
+		return
+	}
 	sends := make([]send, 0, len(t.subs))
-	last := out[len(out)-1].seq
 	for _, s := range t.subs {
 		if !s.ready {
 			continue
@@ -229,38 +248,89 @@ func fanoutPolicy(p OverflowPolicy) OverflowPolicy {
 	return p
 }
 
-// catchUp sends a new subscriber what it missed and makes it live.
-func (t *topic) catchUp(s *subscriber, last uint64) error {
-	if !s.resume {
-		t.mu.Lock()
-		s.after, s.ready = last, true
-		t.mu.Unlock()
-		return nil
-	}
+// catchUp walks the topic's history from s.after as a cursor, a chunk at
+// a time, each chunk queued only once the connection has room for it (so
+// the catch-up goes as fast as the peer reads, however long it is), and
+// makes s ready once it has reached the live position. History the
+// broker no longer keeps becomes a gap envelope, never a close.
+func (t *topic) catchUp(s *subscriber) {
+	c := s.c
+	ctx := c.Context()
+	chunk := max(1, min(catchUpChunk, c.opts.SendQueue/2))
 	after := s.after
-	if after < last {
-		ctx, cancel := context.WithTimeout(s.c.Context(), brokerTimeout)
-		h, err := t.ts.b.History(ctx, t.name, after, 0)
-		cancel()
+	for failures := 0; ; {
+		h, err := t.ts.b.History(ctx, t.name, after, chunk)
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			t.ts.logger.Warn("realtime: topic catch-up waits for the broker", "topic", t.name, "err", err)
+			if !sleepCtx(ctx, backoff(failures)) {
+				return
+			}
+			continue
 		}
+		failures = 0
+		after = min(after, h.Last) // a position from the future: the topic was reset
+		var batch []Message
+		progressed := false
 		if h.Gap {
-			s.c.send(gapEnvelope(t.name, after), fanoutPolicy(s.c.opts.Overflow))
-		}
-		for _, e := range h.Entries {
-			if e.Seq > after && e.Seq <= last {
-				s.c.send(envelope(t.name, e), fanoutPolicy(s.c.opts.Overflow))
-				after = e.Seq
+			batch = append(batch, gapEnvelope(t.name, after))
+			if len(h.Entries) == 0 {
+				after, progressed = h.Last, true
 			}
 		}
+		for _, e := range h.Entries {
+			if e.Seq > after {
+				batch = append(batch, envelope(t.name, e, false))
+				after, progressed = e.Seq, true
+			}
+		}
+		if len(batch) > 0 {
+			if err := c.sendPaced(ctx, batch); err != nil {
+				return
+			}
+		}
+		t.mu.Lock()
+		if t.subs[c] != s {
+			t.mu.Unlock()
+			return // unsubscribed meanwhile
+		}
+		if after >= t.last || !progressed {
+			if after < t.last {
+				// The broker has nothing between after and what was
+				// fanned out (a history that expired): say so.
+				t.mu.Unlock()
+				if c.sendPaced(ctx, []Message{gapEnvelope(t.name, after)}) != nil {
+					return
+				}
+				t.mu.Lock()
+				after = max(after, t.last)
+			}
+			s.after, s.ready = after, true
+			t.mu.Unlock()
+			return
+		}
+		t.mu.Unlock()
 	}
-	t.mu.Lock()
-	// A position from the future (a topic that was reset) takes
-	// everything live from here.
-	s.after, s.ready = min(after, last), true
-	t.mu.Unlock()
-	return nil
+}
+
+// backoff is how long to wait after n failures in a row.
+func backoff(n int) time.Duration {
+	return min(100*time.Millisecond<<min(n, 7), 10*time.Second)
+}
+
+// sleepCtx waits d or until ctx ends, and reports whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // remove unsubscribes c and retires the topic when it was the last.
@@ -276,7 +346,8 @@ func (t *topic) remove(c *Conn) {
 	retired := len(t.subs) == 0
 	if retired {
 		t.retired = true
-		sub = t.sub
+		sub, t.sub = t.sub, nil
+		t.queue = nil
 		if t.wake != nil {
 			close(t.wake)
 			t.wake = nil
@@ -293,10 +364,6 @@ func (t *topic) remove(c *Conn) {
 		sub.Close()
 	}
 	if retired {
-		t.ts.mu.Lock()
-		if t.ts.topics[t.name] == t {
-			delete(t.ts.topics, t.name)
-		}
-		t.ts.mu.Unlock()
+		t.ts.drop(t)
 	}
 }

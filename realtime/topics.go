@@ -40,7 +40,7 @@ type Topics struct {
 // with DefaultHistory.
 func NewTopics(b Broker) *Topics {
 	if b == nil {
-		b = NewMemoryBroker(0)
+		b = NewMemoryBroker(nil)
 	}
 	t := &Topics{b: b, logger: slog.Default(), topics: map[string]*topic{}, local: map[string]map[string]Member{}}
 	if s, ok := b.(PresenceStore); ok {
@@ -67,8 +67,13 @@ func (ts *Topics) Subscribe(c *Conn, topic string) error {
 }
 
 // Resume subscribes c to topic and first sends it the messages after seq
-// after that it missed, in order; a gap envelope comes first when some
-// are no longer kept. Resume with after 0 replays the whole kept history.
+// after that it missed, in order and exactly once; a gap envelope comes
+// first when some are no longer kept. Resume with after 0 replays the
+// whole kept history. Resume returns once the subscription is in place:
+// the history then streams from the broker as fast as the connection
+// writes, however long it is, before the topic's live messages (messages
+// the handler sends directly may come in between). The overflow policy
+// does not apply to it.
 func (ts *Topics) Resume(c *Conn, topic string, after uint64) error {
 	return ts.subscribe(c, topic, after, true)
 }
@@ -102,12 +107,23 @@ func (ts *Topics) Join(c *Conn, topic string, after uint64, info any) error {
 	if err := ts.setMember(ctx, topic, m); err != nil {
 		return err
 	}
-	t := ts.get(topic)
-	t.mu.Lock()
-	if s := t.subs[c]; s != nil {
-		s.member = &m
+	ts.mu.Lock()
+	t := ts.topics[topic]
+	ts.mu.Unlock()
+	member := false
+	if t != nil {
+		t.mu.Lock()
+		if s := t.subs[c]; s != nil {
+			s.member = &m
+			member = true
+		}
+		t.mu.Unlock()
 	}
-	t.mu.Unlock()
+	if !member {
+		// c closed (and left the topic) meanwhile: no leave will come.
+		ts.leave(topic, m)
+		return ErrClosed
+	}
 	_, err = ts.b.Publish(ctx, topic, presence("join", m))
 	return err
 }
@@ -151,6 +167,9 @@ func (ts *Topics) leave(topic string, m Member) {
 	} else {
 		ts.mu.Lock()
 		delete(ts.local[topic], m.ID)
+		if len(ts.local[topic]) == 0 {
+			delete(ts.local, topic)
+		}
 		ts.mu.Unlock()
 	}
 	if err == nil {
@@ -175,29 +194,47 @@ type presenceEvent struct {
 	Member   Member `json:"member"`
 }
 
-// get returns topic's state, creating it.
-func (ts *Topics) get(name string) *topic {
+// get returns topic's state, creating it; created reports that the
+// caller made it and must start it.
+func (ts *Topics) get(name string) (t *topic, created bool) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	t := ts.topics[name]
+	t = ts.topics[name]
 	if t == nil {
-		t = &topic{ts: ts, name: name, subs: map[*Conn]*subscriber{}}
+		t = &topic{ts: ts, name: name, subs: map[*Conn]*subscriber{}, started: make(chan struct{})}
 		ts.topics[name] = t
+		created = true
 	}
-	return t
+	return t, created
+}
+
+// drop forgets t, unless a newer state took its name.
+func (ts *Topics) drop(t *topic) {
+	ts.mu.Lock()
+	if ts.topics[t.name] == t {
+		delete(ts.topics, t.name)
+	}
+	ts.mu.Unlock()
 }
 
 func (ts *Topics) subscribe(c *Conn, name string, after uint64, resume bool) error {
 	for {
-		t := ts.get(name)
-		ok, err := t.add(c, after, resume)
-		if err != nil {
-			return err
+		t, created := ts.get(name)
+		if created {
+			t.start()
 		}
-		if ok {
+		select {
+		case <-t.started:
+		case <-c.Context().Done():
+			return ErrClosed
+		}
+		if t.err != nil {
+			return t.err // the next call tries afresh: start dropped t
+		}
+		if t.add(c, after, resume) {
 			return nil
 		}
-		// t was being retired as c arrived: start over with a fresh one.
+		// t was retired as c arrived: start over with a fresh one.
 	}
 }
 
@@ -218,8 +255,9 @@ type GapInfo struct {
 	After uint64 `json:"after"`
 }
 
-// envelope wraps a topic entry for connections, shared for fan-out.
-func envelope(topic string, e Entry) Message {
+// envelope wraps a topic entry for connections, shared for fan-out or
+// for one connection (a catch-up).
+func envelope(topic string, e Entry, shared bool) Message {
 	env := Envelope{Topic: topic, Seq: e.Seq}
 	switch e.Type {
 	case BinaryMessage:
@@ -236,7 +274,11 @@ func envelope(topic string, e Entry) Message {
 		env.Data = &s
 	}
 	b, _ := json.Marshal(env)
-	return Shared(Message{Type: TextMessage, Data: b})
+	m := Message{Type: TextMessage, Data: b}
+	if shared {
+		m = Shared(m)
+	}
+	return m
 }
 
 func gapEnvelope(topic string, after uint64) Message {

@@ -40,7 +40,7 @@ func envOf(t *testing.T, c *realtimetest.Client) realtime.Envelope {
 }
 
 func TestTopicsFanOutAndResume(t *testing.T) {
-	ts := realtime.NewTopics(realtime.NewMemoryBroker(4))
+	ts := realtime.NewTopics(realtime.NewMemoryBroker(&realtime.MemoryOptions{History: 4}))
 	rt := realtime.NewRoute(roomHandler(ts), nil)
 	a, _ := realtimetest.DialRoute(rt, nil)
 	b, _ := realtimetest.DialRoute(rt, nil)
@@ -92,7 +92,7 @@ func TestTopicsFanOutAndResume(t *testing.T) {
 }
 
 func TestTopicsUnsubscribeOnClose(t *testing.T) {
-	b := realtime.NewMemoryBroker(0)
+	b := realtime.NewMemoryBroker(nil)
 	ts := realtime.NewTopics(b)
 	rt := realtime.NewRoute(roomHandler(ts), nil)
 	a, _ := realtimetest.DialRoute(rt, nil)
@@ -153,7 +153,7 @@ func TestTopicsBinaryAndPresence(t *testing.T) {
 // Many publishers and subscribers at once: every subscriber sees every
 // message exactly once, in publish order.
 func TestTopicsConcurrentFanOut(t *testing.T) {
-	ts := realtime.NewTopics(realtime.NewMemoryBroker(10000))
+	ts := realtime.NewTopics(realtime.NewMemoryBroker(&realtime.MemoryOptions{History: 10000}))
 	rt := realtime.NewRoute(roomHandler(ts), &realtime.Options{SendQueue: 4096})
 	defer rt.Shutdown(tctx(t))
 	const subs, pubs, each = 20, 8, 100
@@ -214,7 +214,7 @@ func (l *lossy) Subscribe(ctx context.Context, topic string, deliver func(realti
 }
 
 func TestTopicsRecoverSkippedMessages(t *testing.T) {
-	ts := realtime.NewTopics(&lossy{Broker: realtime.NewMemoryBroker(0)})
+	ts := realtime.NewTopics(&lossy{Broker: realtime.NewMemoryBroker(nil)})
 	rt := realtime.NewRoute(roomHandler(ts), nil)
 	defer rt.Shutdown(tctx(t))
 	c, _ := realtimetest.DialRoute(rt, nil)

@@ -12,7 +12,7 @@ import (
 func openBroker(url string) (realtime.Broker, func(), error) {
 	switch {
 	case url == "" || url == "memory":
-		b := realtime.NewMemoryBroker(0)
+		b := realtime.NewMemoryBroker(nil)
 		return b, func() { b.Close() }, nil
 	case strings.HasPrefix(url, "nats://"):
 		return openNATS(url)

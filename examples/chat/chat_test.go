@@ -93,7 +93,7 @@ func postOf(t *testing.T, env realtime.Envelope) post {
 }
 
 func TestUnauthorized(t *testing.T) {
-	n := startNode(t, realtime.NewMemoryBroker(0), newAuth(""))
+	n := startNode(t, realtime.NewMemoryBroker(nil), newAuth(""))
 	for _, token := range []string{"", "bob.forged"} {
 		req, _ := http.NewRequest(http.MethodGet, n.url+"/chat", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -113,7 +113,7 @@ func TestUnauthorized(t *testing.T) {
 }
 
 func TestChatRoomsHistoryAndPresence(t *testing.T) {
-	n := startNode(t, realtime.NewMemoryBroker(0), newAuth(""))
+	n := startNode(t, realtime.NewMemoryBroker(nil), newAuth(""))
 	ada := n.dial(t, n.login(t, "ada"), realtime.WebSocket)
 	send(t, ada, command{Join: "general"})
 	if env := next(t, ada); env.Presence != "join" || string(env.Member.Info) != `{"name":"ada"}` {
@@ -165,7 +165,7 @@ func TestChatRoomsHistoryAndPresence(t *testing.T) {
 // Two nodes share a broker: a message said on node B reaches a member on
 // node A, and a long-poll session opened on A is served through B.
 func TestTwoNodes(t *testing.T) {
-	broker := realtime.NewMemoryBroker(0)
+	broker := realtime.NewMemoryBroker(nil)
 	a := newAuth("shared secret")
 	nodeA, nodeB := startNode(t, broker, a), startNode(t, broker, a)
 	ada := nodeA.dial(t, nodeA.login(t, "ada"), realtime.WebSocket)

@@ -57,7 +57,7 @@ func newMux(srv *realtime.Server, ts *realtime.Topics) *http.ServeMux {
 // every connection with "going away" and waits for the handlers, at most
 // five seconds.
 func run(ctx context.Context, addr string, every time.Duration, ready func(url string)) error {
-	ts := realtime.NewTopics(realtime.NewMemoryBroker(history))
+	ts := realtime.NewTopics(realtime.NewMemoryBroker(&realtime.MemoryOptions{History: history}))
 	// The one publisher, owned by run: it stops when run returns (ctx
 	// ended, or the server failed), and run waits for it.
 	pctx, stopPublisher := context.WithCancel(ctx)

@@ -58,7 +58,7 @@ func checkSample(t *testing.T, s sample) {
 func TestDashboard(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ts := realtime.NewTopics(realtime.NewMemoryBroker(history))
+	ts := realtime.NewTopics(realtime.NewMemoryBroker(&realtime.MemoryOptions{History: history}))
 	for i := 1; i <= 3; i++ {
 		ts.Publish(ctx, topic, realtime.Text(`{"cpu":`+string(rune('0'+i))+`}`))
 	}

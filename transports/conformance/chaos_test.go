@@ -161,7 +161,7 @@ func (s *subscriber) run(ctx context.Context, topic string, want uint64) {
 // order, whatever transport it is on.
 func TestChaosTopicsSurviveDropsAndRestart(t *testing.T) {
 	const messages = 200
-	broker := realtime.NewMemoryBroker(1000)
+	broker := realtime.NewMemoryBroker(&realtime.MemoryOptions{History: 1000})
 	nodes := []*chaosNode{{t: t, broker: broker, addr: "127.0.0.1:0"}, {t: t, broker: broker, addr: "127.0.0.1:0"}}
 	for _, n := range nodes {
 		n.start()

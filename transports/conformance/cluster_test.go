@@ -14,7 +14,7 @@ import (
 func TestClusterForwardsSessionRequests(t *testing.T) {
 	for _, tr := range []transport{{realtime.SSE, dialSSE}, {realtime.LongPoll, dialLongPoll}} {
 		t.Run(string(tr.kind), func(t *testing.T) {
-			broker := realtime.NewMemoryBroker(0)
+			broker := realtime.NewMemoryBroker(nil)
 			o := realtime.Options{Relay: broker, Transports: []realtime.Kind{realtime.SSE, realtime.LongPoll}}
 			a := newFixture(t, tr, echo, o)
 			b := newFixture(t, tr, echo, o)

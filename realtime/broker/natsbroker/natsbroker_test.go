@@ -46,7 +46,7 @@ func fmtHistory(h realtime.History) string {
 func TestConformance(t *testing.T) {
 	ns := startServer(t)
 	nb, c := newBroker(t, ns, &natsbroker.Options{History: 4})
-	mb := realtime.NewMemoryBroker(4)
+	mb := realtime.NewMemoryBroker(&realtime.MemoryOptions{History: 4})
 	ctx := tctx(t)
 	js, _ := jetstream.New(c.nc)
 

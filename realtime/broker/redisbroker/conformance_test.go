@@ -83,7 +83,7 @@ func entries(es []realtime.Entry) string {
 
 func TestConformsToMemoryBroker(t *testing.T) {
 	s := startRedis(t)
-	mem := realtime.NewMemoryBroker(4)
+	mem := realtime.NewMemoryBroker(&realtime.MemoryOptions{History: 4})
 	want := transcript(t, mem)
 	got := transcript(t, newBroker(t, s, &redisbroker.Options{History: 4}))
 	if !reflect.DeepEqual(got, want) {
