@@ -72,6 +72,9 @@ func (c *Conn) close(ce *CloseError, graceful bool) error {
 	} else if graceful || c.out.broken {
 		c.mu.Unlock()
 		return ErrClosed
+	} else if c.out.closeReq != nil {
+		// The graceful close never reached the peer: say why.
+		c.cause = ce
 	}
 	w := c.wire
 	if graceful {

@@ -62,7 +62,9 @@ func newFixture(t *testing.T, tr transport, h realtime.Funcs, o realtime.Options
 	t.Helper()
 	f := &fixture{t: t, tr: tr, logs: map[*realtime.Conn]*[]string{}, opened: make(chan *realtime.Conn, 16), closed: make(chan closed, 16)}
 	f.clock = realtimetest.NewClock(time.Now())
-	o.Clock = f.clock
+	if o.Clock == nil {
+		o.Clock = f.clock
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

@@ -1,6 +1,7 @@
 package longpoll
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -67,9 +68,17 @@ func (o *oneShot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		realtime.WriteError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
+	// A client that gives up ends the connection at once: its context is
+	// cancelled, so the handler's slow work stops.
+	stop := context.AfterFunc(r.Context(), func() {
+		link.Closed(&realtime.CloseError{Code: realtime.CloseAbnormal, Reason: "connection lost", Err: context.Cause(r.Context())})
+	})
 	col := &collector{}
 	link.Open(col)
 	link.Receive(m)
+	if !stop() {
+		return // the client has gone: nobody reads the answer
+	}
 	link.Closed(nil)
 
 	msgs := col.messages()
