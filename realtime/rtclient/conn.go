@@ -45,6 +45,13 @@ type retryError struct{ err error }
 func (e *retryError) Error() string { return e.err.Error() }
 func (e *retryError) Unwrap() error { return e.err }
 
+// busyError asks the sender to send the same message again, on the same
+// transport and with the same sequence number, after a pause: the server
+// is behind (429) and accepted nothing.
+type busyError struct{ after time.Duration }
+
+func (e *busyError) Error() string { return "rtclient: server busy; retrying in " + e.after.String() }
+
 // outItem is a queued message.
 type outItem struct {
 	m     realtime.Message
@@ -549,6 +556,14 @@ func (c *Conn) sendLoop() {
 		c.mu.Unlock()
 		err := t.send(it)
 		c.mu.Lock()
+		var busy *busyError
+		if errors.As(err, &busy) {
+			c.log.Debug("rtclient: send paused", "after", busy.after)
+			c.mu.Unlock()
+			c.sleep(busy.after)
+			c.mu.Lock()
+			continue
+		}
 		var re *retryError
 		if errors.As(err, &re) {
 			c.log.Debug("rtclient: send deferred", "err", re.err)

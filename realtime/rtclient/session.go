@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/rtkit/rtkit/realtime"
 )
@@ -58,9 +59,25 @@ func (c *Conn) post(t transport, it *outItem) error {
 		return &retryError{statusError(resp)}
 	case resp.StatusCode == http.StatusRequestEntityTooLarge:
 		return ErrTooLarge
+	case resp.StatusCode == http.StatusTooManyRequests:
+		// The handler is behind: the same seq is welcome again shortly.
+		return &busyError{retryAfter(resp.Header.Get("Retry-After"))}
 	}
 	return statusError(resp)
 }
+
+// retryAfter reads a Retry-After header in seconds: one second when it is
+// missing or malformed, at most maxRetryAfter.
+func retryAfter(v string) time.Duration {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return time.Second
+	}
+	return min(time.Duration(n)*time.Second, maxRetryAfter)
+}
+
+// maxRetryAfter caps the pause a server may ask for.
+const maxRetryAfter = 30 * time.Second
 
 // deleteSession closes the session from the client's side.
 func (c *Conn) deleteSession(ctx context.Context, token string, code int, reason string) {
