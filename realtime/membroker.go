@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"container/list"
 	"context"
 	"sync"
 	"time"
@@ -21,10 +22,11 @@ type MemoryOptions struct {
 	// Zero means DefaultHistory.
 	History int
 	// Retention is how long a topic with no subscription and no member is
-	// kept after its last message; then its history is forgotten and its
-	// sequence numbers start again at 1 (clients resuming from an older
-	// position get a gap). Zero means DefaultRetention; negative keeps
-	// every topic forever.
+	// kept after its last use (a message, a subscription or a member
+	// leaving); then, at the broker's next Publish, Subscribe or SetMember,
+	// its history is forgotten and its sequence numbers start again at 1
+	// (clients resuming from an older position get a gap). Zero means
+	// DefaultRetention; negative keeps every topic forever.
 	Retention time.Duration
 	// Clock is the source of time for Retention. Nil means the real
 	// clock.
@@ -40,11 +42,11 @@ type MemoryBroker struct {
 	retention time.Duration
 	clock     Clock
 
-	mu        sync.Mutex
-	topics    map[string]*memTopic
-	nodes     map[string]func(context.Context, []byte) []byte
-	closed    bool
-	lastSweep time.Time
+	mu     sync.Mutex
+	topics map[string]*memTopic
+	idle   list.List // of *memTopic, least recently touched first
+	nodes  map[string]func(context.Context, []byte) []byte
+	closed bool
 }
 
 var (
@@ -54,11 +56,13 @@ var (
 )
 
 type memTopic struct {
+	name    string
 	entries []Entry // ring of at most size, oldest first
 	last    uint64
 	subs    map[*memSub]struct{}
 	members map[string]Member
-	touched time.Time // last publish or subscription change
+	touched time.Time     // last publish, subscription or member change
+	elem    *list.Element // in MemoryBroker.idle
 }
 
 type memSub struct {
@@ -91,30 +95,45 @@ func NewMemoryBroker(o *MemoryOptions) *MemoryBroker {
 		clock:     oo.Clock,
 		topics:    map[string]*memTopic{},
 		nodes:     map[string]func(context.Context, []byte) []byte{},
-		lastSweep: oo.Clock.Now(),
 	}
 }
 
-// topicLocked returns topic's state, creating it, and forgets idle topics
-// now and then: every Retention/2 at most, so the cost of a sweep spreads
-// over the calls in between.
+// topicLocked returns topic's state, creating it, and touches it. It also
+// forgets the topics that have been idle (no subscription, no member) for
+// Retention: the idle list is ordered by last touch, so this costs a look
+// at its head, and one step per topic forgotten or found in use.
 func (b *MemoryBroker) topicLocked(name string) *memTopic {
 	now := b.clock.Now()
-	if b.retention > 0 && now.Sub(b.lastSweep) >= b.retention/2 {
-		b.lastSweep = now
-		for n, t := range b.topics {
-			if len(t.subs) == 0 && len(t.members) == 0 && now.Sub(t.touched) >= b.retention {
-				delete(b.topics, n)
-			}
+	for b.retention > 0 {
+		e := b.idle.Front()
+		if e == nil {
+			break
 		}
+		t := e.Value.(*memTopic)
+		if now.Sub(t.touched) < b.retention {
+			break
+		}
+		if len(t.subs) > 0 || len(t.members) > 0 {
+			b.touchLocked(t, now) // in use: its time starts when it is left
+			continue
+		}
+		b.idle.Remove(e)
+		delete(b.topics, t.name)
 	}
 	t := b.topics[name]
 	if t == nil {
-		t = &memTopic{subs: map[*memSub]struct{}{}, members: map[string]Member{}}
+		t = &memTopic{name: name, subs: map[*memSub]struct{}{}, members: map[string]Member{}}
+		t.elem = b.idle.PushBack(t)
 		b.topics[name] = t
 	}
-	t.touched = now
+	b.touchLocked(t, now)
 	return t
+}
+
+// touchLocked marks t as used at now.
+func (b *MemoryBroker) touchLocked(t *memTopic, now time.Time) {
+	t.touched = now
+	b.idle.MoveToBack(t.elem)
 }
 
 // Len returns the number of topics the broker holds, idle ones not yet
@@ -179,7 +198,7 @@ func (s *memSub) Close() error {
 	s.b.mu.Lock()
 	if t := s.b.topics[s.topic]; t != nil {
 		delete(t.subs, s)
-		t.touched = s.b.clock.Now()
+		s.b.touchLocked(t, s.b.clock.Now())
 	}
 	s.b.mu.Unlock()
 	return nil
@@ -228,6 +247,7 @@ func (b *MemoryBroker) DeleteMember(ctx context.Context, topic, id string) error
 	defer b.mu.Unlock()
 	if t := b.topics[topic]; t != nil {
 		delete(t.members, id)
+		b.touchLocked(t, b.clock.Now())
 	}
 	return nil
 }

@@ -219,14 +219,18 @@ func (ts *Topics) drop(t *topic) {
 
 func (ts *Topics) subscribe(c *Conn, name string, after uint64, resume bool) error {
 	for {
+		if c.Context().Err() != nil {
+			return ErrClosed // no state for a connection that has gone
+		}
 		t, created := ts.get(name)
 		if created {
 			t.start()
-		}
-		select {
-		case <-t.started:
-		case <-c.Context().Done():
-			return ErrClosed
+		} else {
+			select {
+			case <-t.started:
+			case <-c.Context().Done():
+				return ErrClosed
+			}
 		}
 		if t.err != nil {
 			return t.err // the next call tries afresh: start dropped t

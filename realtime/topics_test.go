@@ -2,10 +2,14 @@ package realtime_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -232,3 +236,133 @@ func TestTopicsRecoverSkippedMessages(t *testing.T) {
 		}
 	}
 }
+
+// gated is a broker whose Subscribe waits for a gate, then fails while
+// failing is set, and which counts the subscriptions left open.
+type gated struct {
+	realtime.Broker
+	gate    chan struct{}
+	failing atomic.Bool
+	open    atomic.Int32
+}
+
+type countedSub struct {
+	realtime.Subscription
+	b    *gated
+	once sync.Once
+}
+
+func (s *countedSub) Close() error {
+	s.once.Do(func() { s.b.open.Add(-1) })
+	return s.Subscription.Close()
+}
+
+func (g *gated) Subscribe(ctx context.Context, topic string, deliver func(realtime.Entry)) (realtime.Subscription, error) {
+	<-g.gate
+	if g.failing.Load() {
+		return nil, errors.New("broker down")
+	}
+	sub, err := g.Broker.Subscribe(ctx, topic, deliver)
+	if err != nil {
+		return nil, err
+	}
+	g.open.Add(1)
+	return &countedSub{Subscription: sub, b: g}, nil
+}
+
+// A broker Subscribe error reaches every subscriber waiting for the topic,
+// not only the first; the next attempt starts afresh and works.
+func TestSubscribeErrorReachesEveryWaiter(t *testing.T) {
+	b := &gated{Broker: realtime.NewMemoryBroker(nil), gate: make(chan struct{})}
+	b.failing.Store(true)
+	ts := realtime.NewTopics(b)
+	rt := realtime.NewRoute(roomHandler(ts), &realtime.Options{Logger: quiet()})
+	defer rt.Shutdown(tctx(t))
+	var clients []*realtimetest.Client
+	var wg sync.WaitGroup
+	for range 3 {
+		c, _ := realtimetest.DialRoute(rt, nil)
+		clients = append(clients, c)
+		wg.Add(1)
+		go func() { defer wg.Done(); c.SendText("t 0") }()
+	}
+	close(b.gate)
+	wg.Wait()
+	for i, c := range clients {
+		_, err := c.Receive(tctx(t))
+		if realtime.CloseStatus(err) != realtime.CloseInternalError {
+			t.Fatalf("client %d: %v, want the handler's error to close it", i, err)
+		}
+	}
+	b.failing.Store(false)
+	c, _ := realtimetest.DialRoute(rt, nil)
+	c.SendText("t 0")
+	ts.Publish(tctx(t), "t", realtime.Text("hi"))
+	if env := envOf(t, c); env.Seq != 1 {
+		t.Fatalf("got %+v", env)
+	}
+}
+
+// Subscribing a connection that has already ended leaves nothing behind:
+// no broker subscription, no topic state.
+func TestSubscriptionForEndedConnection(t *testing.T) {
+	b := &gated{Broker: realtime.NewMemoryBroker(nil), gate: make(chan struct{})}
+	close(b.gate)
+	ts := realtime.NewTopics(b)
+	rt := realtime.NewRoute(realtime.Funcs{}, nil)
+	c, _ := realtimetest.DialRoute(rt, nil)
+	conn := c.Conn()
+	c.Close(realtime.CloseNormal, "")
+	<-conn.Done()
+	if err := ts.Subscribe(conn, "t"); !errors.Is(err, realtime.ErrClosed) {
+		t.Fatalf("Subscribe after the end: %v, want ErrClosed", err)
+	}
+	if n := b.open.Load(); n != 0 {
+		t.Fatalf("%d broker subscriptions left open", n)
+	}
+
+	// A connection that ends while subscribed unsubscribes.
+	c, _ = realtimetest.DialRoute(rt, nil)
+	if err := ts.Subscribe(c.Conn(), "t"); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.open.Load(); n != 1 {
+		t.Fatalf("%d broker subscriptions, want 1", n)
+	}
+	c.Close(realtime.CloseNormal, "")
+	if n := b.open.Load(); n != 0 {
+		t.Fatalf("%d broker subscriptions left open after Close", n)
+	}
+}
+
+// A MemoryBroker forgets a topic with no subscription and no member once
+// Retention has passed since its last message, and only such topics.
+func TestMemoryBrokerForgetsIdleTopics(t *testing.T) {
+	clock := realtimetest.NewClock(time.Now())
+	b := realtime.NewMemoryBroker(&realtime.MemoryOptions{Retention: time.Hour, Clock: clock})
+	ctx := tctx(t)
+	for i := range 1000 {
+		b.Publish(ctx, fmt.Sprint("conversation:", i), realtime.Text("hi"))
+	}
+	sub, _ := b.Subscribe(ctx, "watched", func(realtime.Entry) {})
+	defer sub.Close()
+	b.SetMember(ctx, "present", realtime.Member{ID: "m"})
+	if n := b.Len(); n != 1002 {
+		t.Fatalf("%d topics, want 1002", n)
+	}
+	clock.Advance(59 * time.Minute)
+	b.Publish(ctx, "fresh", realtime.Text("hi"))
+	if n := b.Len(); n != 1003 {
+		t.Fatalf("%d topics before the retention is over, want 1003", n)
+	}
+	clock.Advance(time.Minute)
+	b.Publish(ctx, "fresh", realtime.Text("again"))
+	if n := b.Len(); n != 3 {
+		t.Fatalf("%d topics after the retention, want 3 (watched, present, fresh)", n)
+	}
+	if h, _ := b.History(ctx, "conversation:1", 0, 0); h.Last != 0 {
+		t.Fatalf("forgotten topic still has history: %+v", h)
+	}
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
