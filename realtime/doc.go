@@ -39,14 +39,45 @@
 // errors.
 //
 // When a connection starts closing, from either side, its context is
-// cancelled and its Every tickers stop; the handler's Close runs after
-// every goroutine started with Conn.Go has returned. Conn.Done is closed
-// when all of that is over. Route.Shutdown closes every connection with
-// CloseGoingAway and waits, bounded by its context, for their handlers.
+// cancelled at once, even while a callback runs: a WebSocket close frame
+// or a dropped TCP connection, an SSE or long-poll DELETE, a session not
+// resumed within Options.ResumeWindow, the handler's Close, the overflow
+// policy or a shutdown. Its Every tickers stop; the handler's Close runs
+// after the running callback and every goroutine started with Conn.Go
+// have returned. Conn.Done is closed when all of that is over.
+// Route.Shutdown closes every connection with CloseGoingAway and waits,
+// bounded by its context, for their handlers.
 //
 // A handler error or panic closes only its connection: the peer receives
 // CloseInternalError ("internal error"; details are logged, not sent)
 // unless the handler returned a *CloseError with a code of its choice.
+//
+// # Slow callbacks
+//
+// A callback may take as long as it needs, such as an agent call that
+// streams its answer for minutes; pass it the connection's context so
+// that it stops when the user leaves:
+//
+//	OnMessage: func(c *realtime.Conn, m realtime.Message) error {
+//		for tok, err := range agent.Stream(c.Context(), m.Text()) {
+//			if err != nil {
+//				return err
+//			}
+//			c.SendText(tok) // written as it goes, not when the callback returns
+//		}
+//		return nil
+//	}
+//
+// Meanwhile the connection lives on: the transport goes on reading
+// (pongs, close frames), messages that arrive wait in a bounded inbox
+// (Options.Inbox, Options.InboxBytes) and are handled in order once the
+// callback returns, and what anyone sends is written at once. When the
+// inbox is full the transport stops reading, so TCP slows the peer down,
+// and SSE and long-poll POSTs are answered 429 with Retry-After; the
+// pause never counts against the peer's keepalive. A POST is answered as
+// soon as its message is in the inbox, never held for the callback. To
+// act on a message while a long call runs (a Stop button), run the call
+// with Conn.Go, which receives the same context, and return.
 //
 // # Concurrency
 //
@@ -57,12 +88,19 @@
 //
 // Send never waits for the network: it queues the message on the
 // connection's bounded send queue (Options.SendQueue messages,
-// Options.SendQueueBytes bytes) and returns. What happens when the queue is
-// full is Options.Overflow: by default the slow connection is closed with
-// ClosePolicyViolation. Messages queued during a callback are written by
-// the callback's goroutine right after it returns; messages sent from other
-// goroutines are written by a writer goroutine that exists only while there
-// is something to write. Every write is bounded by Options.WriteTimeout.
+// Options.SendQueueBytes bytes) and returns; the message is written
+// promptly whatever callback runs. What happens when the queue is full,
+// that is when the peer reads slower than the server sends, is
+// Options.Overflow: by default the slow connection is closed with
+// ClosePolicyViolation. Catch-ups (topic history, a resumed session) do
+// not count as overflow: they stream at the pace the peer reads. Every
+// write is bounded by Options.WriteTimeout.
+//
+// An idle connection costs one goroutine (the WebSocket reader) or none
+// (a session). A callback runs on the reader's goroutine while it is
+// quick; once it outlives a couple of milliseconds, reading moves to a new
+// goroutine and a writer goroutine writes what the callback sends. Those
+// goroutines exist only while there is work.
 //
 // # Transports and configuration
 //
