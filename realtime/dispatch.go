@@ -46,7 +46,8 @@ type job struct {
 //   - Once the connection is closing, queued jobs are discarded: the peer
 //     has gone or the handler has finished with it.
 type inbox struct {
-	jobs         []job
+	jobs         []job // jobs[head:] wait, oldest first
+	head         int
 	msgs         int // messages in jobs
 	bytes        int // their data bytes
 	busy         bool
@@ -66,6 +67,19 @@ func (c *Conn) fitsLocked(n, extra, extraBytes int) bool {
 		return true
 	}
 	return in.msgs+extra < c.opts.Inbox && in.bytes+extraBytes+n <= c.opts.InboxBytes
+}
+
+func (in *inbox) empty() bool { return in.head == len(in.jobs) }
+
+// popLocked takes the oldest job; the array is reused once empty.
+func (in *inbox) popLocked() job {
+	j := in.jobs[in.head]
+	in.jobs[in.head] = job{}
+	in.head++
+	if in.head == len(in.jobs) {
+		in.jobs, in.head = in.jobs[:0], 0
+	}
+	return j
 }
 
 func (c *Conn) pushLocked(j job) {
@@ -211,7 +225,7 @@ func (c *Conn) drain(reader bool) bool {
 		if c.state >= stateClosing {
 			c.discardLocked()
 		}
-		if len(c.in.jobs) == 0 {
+		if c.in.empty() {
 			keep := reader && c.in.readerInline
 			c.in.readerInline = false
 			c.in.busy = false
@@ -222,9 +236,7 @@ func (c *Conn) drain(reader bool) bool {
 			c.mu.Unlock()
 			return keep
 		}
-		j := c.in.jobs[0]
-		c.in.jobs[0] = job{}
-		c.in.jobs = c.in.jobs[1:]
+		j := c.in.popLocked()
 		if j.tick == nil && !j.open {
 			c.in.msgs--
 			c.in.bytes -= len(j.m.Data)
@@ -240,7 +252,7 @@ func (c *Conn) drain(reader bool) bool {
 // without Open.
 func (c *Conn) discardLocked() {
 	kept := c.in.jobs[:0]
-	for _, j := range c.in.jobs {
+	for _, j := range c.in.jobs[c.in.head:] {
 		if j.open {
 			kept = append(kept, j)
 			continue
@@ -250,7 +262,7 @@ func (c *Conn) discardLocked() {
 		}
 	}
 	clear(c.in.jobs[len(kept):])
-	c.in.jobs = kept
+	c.in.jobs, c.in.head = kept, 0
 	c.in.msgs, c.in.bytes = 0, 0
 	c.wakeRoomLocked()
 }
