@@ -73,11 +73,17 @@ func (s *redisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port)
 
 // Start starts the server (again, on the same port and directory) and
 // waits until it answers PING.
+//
+// The server writes and fsyncs its append-only file before it answers a
+// write (appendfsync always), so that what it acknowledged survives Kill.
+// With the default, everysec, it answers writes that it holds back while
+// an fsync is in progress (a busy disk makes that up to two seconds) and
+// a kill loses them: a restarted server would not have "the same data".
 func (s *redisServer) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cmd := exec.Command(s.path, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "yes", "--dir", s.dir)
+		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", s.dir)
 	out := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

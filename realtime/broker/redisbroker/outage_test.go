@@ -259,3 +259,39 @@ func TestSubscriptionPings(t *testing.T) {
 		}
 	}
 }
+
+// A subscription that has failed to reconnect for long enough to back off
+// for over a second comes back as soon as Redis does, not when its backoff
+// ends: what is published meanwhile reaches it only through the history,
+// which a busy topic rolls over in less than that.
+func TestSubscriptionReturnsWithRedis(t *testing.T) {
+	s := startRedis(t)
+	a := newBroker(t, s, nil)
+	admin := s.Client(t)
+	ctx := tctx(t)
+	sub, err := a.Subscribe(ctx, "t", func(realtime.Entry) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	s.Kill()
+	wait(2 * time.Second) // the backoff grows to its longest, 1.28s
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Reconnection has no event: poll until a deadline, well within the
+	// backoff.
+	const channel, within = "rtkit:{t}:live", 250 * time.Millisecond
+	start := time.Now()
+	for {
+		n, err := admin.PubSubNumSub(ctx, channel).Result()
+		if err == nil && n[channel] == 1 {
+			t.Logf("back %v after Redis", time.Since(start))
+			break
+		}
+		if time.Since(start) > within {
+			t.Fatalf("the subscription is not back %v after Redis (%v, %v)", within, n, err)
+		}
+		wait(5 * time.Millisecond)
+	}
+}

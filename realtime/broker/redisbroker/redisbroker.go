@@ -27,6 +27,19 @@
 // it delivers every kept message exactly once, in order. realtime.Topics
 // also refills from the history whenever it sees sequence numbers jump.
 //
+// While Redis refuses connections, one probe per broker dials it every
+// 10ms, and the broker's subscriptions reconnect as soon as it answers
+// rather than when their backoff ends: other nodes publish again at once,
+// and a subscription must read what they published before the history
+// (Options.History messages) rolls over.
+//
+// A restarted Redis has what its persistence kept. With appendonly yes and
+// appendfsync always, every message whose Publish returned nil survives a
+// crash of Redis; with appendfsync everysec (Redis's default) Redis may
+// have acknowledged writes that it had not yet written, up to two seconds
+// of them on a busy disk, and after a crash the topic's numbering resumes
+// from what was kept.
+//
 // A Publish whose reply was lost (a connection cut after Redis ran the
 // script) may be retried by the client and so recorded twice, under two
 // sequence numbers; give the client MaxRetries: -1 where a message must
@@ -116,12 +129,15 @@ type Broker struct {
 	logger    *slog.Logger
 	cluster   bool
 
-	done chan struct{} // closed by Close
-	wg   sync.WaitGroup
+	done   chan struct{}   // closed by Close
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	mu        sync.Mutex
 	closed    bool
 	listeners map[*listener]struct{}
+	probes    map[string]chan struct{} // "network addr" → closed when it is reachable; see reachable
 
 	pwrite  sync.RWMutex // see refreshOnce
 	pmu     sync.Mutex
@@ -164,6 +180,7 @@ func New(client redis.UniversalClient, o *Options) (*Broker, error) {
 		opts.Logger = slog.Default()
 	}
 	_, cluster := client.(*redis.ClusterClient)
+	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{
 		c:         client,
 		prefix:    opts.Prefix,
@@ -173,7 +190,10 @@ func New(client redis.UniversalClient, o *Options) (*Broker, error) {
 		logger:    opts.Logger,
 		cluster:   cluster,
 		done:      make(chan struct{}),
+		ctx:       ctx,
+		cancel:    cancel,
 		listeners: map[*listener]struct{}{},
+		probes:    map[string]chan struct{}{},
 		members:   map[string]map[string]localMember{},
 	}
 	if b.memberTTL > 0 {
@@ -333,6 +353,7 @@ func (b *Broker) Close() error {
 	}
 	b.closed = true
 	close(b.done)
+	b.cancel()
 	ls := make([]*listener, 0, len(b.listeners))
 	for l := range b.listeners {
 		ls = append(ls, l)

@@ -111,7 +111,8 @@ func (l *listener) run() {
 			return
 		}
 		if err != nil {
-			if !pinged && isTimeout(err) {
+			_, _, dialing := dialFailure(err)
+			if !pinged && !dialing && isTimeout(err) {
 				if err = l.ps.Ping(bg); err == nil {
 					pinged = true
 					continue
@@ -122,7 +123,7 @@ func (l *listener) run() {
 			if failures == 1 || failures%50 == 0 {
 				l.b.logger.Warn("redisbroker: subscription lost; reconnecting", "channel", l.ps.String(), "err", err)
 			}
-			if !l.backoff(failures) {
+			if !l.backoff(failures, err) {
 				return
 			}
 			continue
@@ -139,14 +140,24 @@ func (l *listener) run() {
 	}
 }
 
-// backoff waits before the next attempt after n failures in a row; it
-// reports false if the listener stopped meanwhile.
-func (l *listener) backoff(n int) bool {
+// backoff waits before the next attempt after n failures in a row, the
+// last of which was err; it reports false if the listener stopped
+// meanwhile. When err is a refused dial, the wait also ends as soon as
+// the address accepts connections again: waiting out a long backoff
+// after Redis is back would leave what is published meanwhile to the
+// history alone, which a busy topic rolls over in a second.
+func (l *listener) backoff(n int, err error) bool {
 	d := 10 * time.Millisecond << min(n-1, 7) // up to 1.28s
 	t := time.NewTimer(d)
 	defer t.Stop()
+	var up <-chan struct{} // nil: only the timer
+	if network, addr, ok := dialFailure(err); ok {
+		up = l.b.reachable(network, addr)
+	}
 	select {
 	case <-t.C:
+		return true
+	case <-up:
 		return true
 	case <-l.stop:
 		return false
