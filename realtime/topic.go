@@ -19,6 +19,11 @@ const brokerTimeout = 10 * time.Second
 // broker at a time.
 const catchUpChunk = 64
 
+// maxStale is how many times in a row a catch-up asks again a broker
+// whose history lags what it has delivered live, before it takes the
+// answer (and reports what is missing as a gap).
+const maxStale = 8
+
 // topic is one topic's state on this node: its local subscribers and the
 // pump, one goroutine per topic, that hands live entries to them in order.
 //
@@ -258,7 +263,12 @@ func (t *topic) catchUp(s *subscriber) {
 	ctx := c.Context()
 	chunk := max(1, min(catchUpChunk, c.opts.SendQueue/2))
 	after := s.after
-	for failures := 0; ; {
+	for failures, stale := 0, 0; ; {
+		// What the pump fanned out before this read is in its answer;
+		// what it fans out meanwhile may not be.
+		t.mu.Lock()
+		known := t.last
+		t.mu.Unlock()
 		h, err := t.ts.b.History(ctx, t.name, after, chunk)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -271,7 +281,17 @@ func (t *topic) catchUp(s *subscriber) {
 			}
 			continue
 		}
-		failures = 0
+		if h.Last < known && stale < maxStale {
+			// The broker's history has not caught up with what it
+			// already delivered live (a store that lags its delivery, a
+			// server still loading after a restart): ask again.
+			stale++
+			if !sleepCtx(ctx, backoff(stale)) {
+				return
+			}
+			continue
+		}
+		failures, stale = 0, 0
 		after = min(after, h.Last) // a position from the future: the topic was reset
 		var batch []Message
 		progressed := false
@@ -296,6 +316,10 @@ func (t *topic) catchUp(s *subscriber) {
 		if t.subs[c] != s {
 			t.mu.Unlock()
 			return // unsubscribed meanwhile
+		}
+		if !progressed && after < t.last && after >= known {
+			t.mu.Unlock()
+			continue // the pump moved on during the read: read again
 		}
 		if after >= t.last || !progressed {
 			if after < t.last {

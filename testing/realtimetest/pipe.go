@@ -226,6 +226,7 @@ func (w *wire) Write(msgs []realtime.Message) error {
 				defer t.Stop()
 				deadline = t.C
 			}
+			c.signalLocked() // what this batch appended so far is there to read
 			wait := c.notify
 			c.mu.Unlock()
 			select {

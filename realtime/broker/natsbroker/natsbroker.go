@@ -480,7 +480,7 @@ func (b *Broker) History(ctx context.Context, topic string, after uint64, limit 
 		return h, err
 	}
 	next, end := after+1, uint64(0) // end: the last seq to read, from the first batch
-	for {
+	for retried := false; ; {
 		want := maxBatch
 		if limit > 0 {
 			want = min(want, limit-len(h.Entries))
@@ -500,6 +500,12 @@ func (b *Broker) History(ctx context.Context, topic string, after uint64, limit 
 			last, err := b.lastSeq(ctx, n)
 			if err != nil {
 				return realtime.History{}, fmt.Errorf("natsbroker: history of %q: %w", topic, err)
+			}
+			if after < last && !retried {
+				// A message stored between the read and the look at the
+				// stream's end: read again rather than report a gap.
+				retried = true
+				continue
 			}
 			h.Last = last
 			h.Gap = after < last
