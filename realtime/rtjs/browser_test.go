@@ -41,6 +41,7 @@ type recorder struct {
 	bearers []string // realtime.BearerToken of each opening request
 	kinds   []realtime.Kind
 	urls    []string
+	closed  chan error // each connection's Close, in order
 }
 
 func (r *recorder) messages() []string {
@@ -60,6 +61,12 @@ func (r *recorder) handler() realtime.Handler {
 			r.urls = append(r.urls, c.Request().URL.String())
 			r.mu.Unlock()
 			return nil
+		},
+		OnClose: func(c *realtime.Conn, err error) {
+			select {
+			case r.closed <- err:
+			default:
+			}
 		},
 		OnMessage: func(c *realtime.Conn, m realtime.Message) error {
 			if code, ok := strings.CutPrefix(m.Text(), "close:"); ok && m.Type == realtime.TextMessage {
@@ -98,7 +105,7 @@ window.ready = true;
 
 func newFixture(t *testing.T, proxy func(http.Handler) http.Handler) *fixture {
 	t.Helper()
-	f := &fixture{rec: &recorder{}}
+	f := &fixture{rec: &recorder{closed: make(chan error, 64)}}
 	f.route.Store(f.newRoute())
 	var echo http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f.down.Load() {

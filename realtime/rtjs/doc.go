@@ -69,8 +69,27 @@
 // the protocol: a message written to a socket the server was closing is
 // lost, as with a bare WebSocket.
 //
+// A POST answered 429 (the server's inbox is full: its handler is behind)
+// was not accepted. The client sends the same message with the same
+// Realtime-Seq again after the response's Retry-After (at most 30 s),
+// without reconnecting; the messages queued behind it wait their turn.
+//
+// Leaving the page ends an SSE or long-poll session at once. On pagehide
+// (the tab closes, the page navigates away or enters the back/forward
+// cache) the client sends the session's DELETE with {"code": 1001,
+// "reason": "page closed"} using fetch's keepalive, which outlives the
+// page; otherwise the server would see the client leave only when the
+// session's resume window ran out, and work bound to the connection (an
+// agent's answer, a job) would go on for nobody. close() called while
+// connecting or reconnecting sends the same DELETE for the session being
+// resumed. WebSocket needs nothing: the browser closes the socket. The
+// client listens to pagehide rather than unload or beforeunload, which
+// would keep the page out of the back/forward cache; a page restored from
+// it (pageshow with persisted) connects again with a new session.
+//
 // The token never goes into a URL; every fetch carries it as
-// "Authorization: Bearer".
+// "Authorization: Bearer", and a session's token travels in the
+// Realtime-Token header, DELETEs included.
 //
 // # Defaults and why
 //
@@ -103,6 +122,7 @@
 // react.js exports useRealtime(url, options), which returns {state,
 // transport, lastMessage, send, close} and closes the client on unmount.
 // It imports React from "react" (a peer dependency resolved by the page's
-// import map or bundler) and ./rtkit.js. It is not exercised by the tests,
-// which need no network; it is a thin wrapper over RealtimeClient.
+// import map or bundler) and ./rtkit.js. It is a thin wrapper over
+// RealtimeClient; its test runs it in Chromium with a minimal hooks runtime
+// standing in for React.
 package rtjs

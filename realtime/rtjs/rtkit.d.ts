@@ -88,7 +88,12 @@ export interface RealtimeEventMap {
   gap: RealtimeGapEvent;
 }
 
-/** A connection to an rtkit route that falls back, reconnects and resumes by itself. */
+/**
+ * A connection to an rtkit route that falls back, reconnects and resumes by itself.
+ * On pagehide it ends an SSE or long-poll session at once (a keepalive DELETE with code 1001);
+ * a page restored from the back/forward cache connects again. A POST answered 429 is sent
+ * again with the same seq after Retry-After (at most 30 s), without reconnecting.
+ */
 export declare class RealtimeClient extends EventTarget {
   constructor(url: string | URL, options?: RealtimeOptions);
   readonly url: string;
@@ -113,7 +118,10 @@ export declare class RealtimeClient extends EventTarget {
 
   /** Sends now or queues until open; throws QuotaExceededError when the queue is full, InvalidStateError after close. */
   send(data: string | ArrayBuffer | ArrayBufferView | Blob): void;
-  /** Closes with code 1000 or 3000–4999 after sending what is queued; no reconnect follows. */
+  /**
+   * Closes with code 1000 or 3000–4999 after sending what is queued; no reconnect follows.
+   * While connecting or reconnecting, an SSE or long-poll session being resumed is ended on the server (DELETE).
+   */
   close(code?: number, reason?: string): void;
 
   addEventListener<K extends keyof RealtimeEventMap>(type: K, listener: (this: RealtimeClient, ev: RealtimeEventMap[K]) => any, options?: boolean | AddEventListenerOptions): void;

@@ -11,6 +11,22 @@
 //   c.onmessage = (e) => console.log(e.data);
 //   c.send("hello"); // queued until open
 //
+// Leaving the page ends an SSE or long-poll session at once: on pagehide
+// the client sends the session's DELETE ({"code": 1001, "reason": "page
+// closed"}) with fetch's keepalive, which outlives the page, so the
+// server's handler Close runs now rather than when the session's resume
+// window (30 s) runs out. A WebSocket needs nothing: the browser closes it.
+// The client listens to pagehide, not unload or beforeunload, which would
+// keep the page out of the back/forward cache; when the page comes back from
+// that cache (pageshow with persisted), the client connects again, as after
+// a drop, with a new session. close() called while connecting or
+// reconnecting sends the same DELETE for the session it was resuming.
+//
+// A POST answered 429 (the server's inbox is full, its handler is behind)
+// was not accepted: the client sends the same message with the same
+// Realtime-Seq again after Retry-After seconds (at most 30 s), without
+// reconnecting; the messages queued behind it wait, so the order holds.
+//
 // No dependencies; an ES module for current browsers.
 
 /** readyState values, as on WebSocket. */
@@ -34,6 +50,24 @@ export const defaults = Object.freeze({
 
 const SUBPROTOCOL = "rtkit";
 const BEARER_PREFIX = "rtkit.bearer.";
+
+// maxRetryAfter caps the pause a server's Retry-After may ask for, in ms.
+const maxRetryAfter = 30000;
+
+// retryAfter reads a Retry-After header (seconds, or an HTTP date) as
+// milliseconds: one second when it is missing or malformed, at most
+// maxRetryAfter.
+function retryAfter(v) {
+  let ms = NaN;
+  if (v && /^[0-9]+$/.test(v.trim())) ms = parseInt(v, 10) * 1000;
+  else if (v) ms = Date.parse(v) - Date.now();
+  if (!(ms >= 0)) ms = 1000;
+  return Math.min(ms, maxRetryAfter);
+}
+
+function isSession(transport) {
+  return transport === "sse" || transport === "longpoll";
+}
 
 /**
  * shouldReconnect is the default policy: no reconnect after a normal close,
@@ -221,7 +255,18 @@ export class RealtimeClient extends EventTarget {
     // Outgoing messages not yet known to be delivered: {data, seq, token}.
     this._queue = [];
     this._pumping = false;
+    this._wake = null; // ends the pump's current pause early
     this._closeReq = null;
+    this._hidden = false; // pagehide ended the session; pageshow reconnects
+
+    // pagehide, not unload: it keeps the page eligible for the back/forward
+    // cache. Workers have no pages.
+    this._onPageHide = () => this._pageHidden();
+    this._onPageShow = (e) => this._pageShown(e);
+    if (typeof window !== "undefined" && typeof window.addEventListener === "function") {
+      window.addEventListener("pagehide", this._onPageHide);
+      window.addEventListener("pageshow", this._onPageShow);
+    }
 
     this._connect();
   }
@@ -279,7 +324,7 @@ export class RealtimeClient extends EventTarget {
     const gen = ++this._gen;
     this._clearTimers();
     try {
-      if (this._token && (this.transport === "sse" || this.transport === "longpoll")) {
+      if (this._token && isSession(this.transport)) {
         // A session to resume: keep its transport (and its queued POSTs).
         if (!this._neg) {
           await this._negotiate(gen).catch(() => {}); // a hint only; the resume itself tells
@@ -399,6 +444,12 @@ export class RealtimeClient extends EventTarget {
     this._closeTransport();
     this._queue = [];
     this._token = null;
+    this._hidden = false;
+    this._wakePump();
+    if (typeof window !== "undefined" && typeof window.removeEventListener === "function") {
+      window.removeEventListener("pagehide", this._onPageHide);
+      window.removeEventListener("pageshow", this._onPageShow);
+    }
     this._setState("closed", { code, reason });
     this._emit("close", { code, reason, wasClean });
   }
@@ -787,15 +838,40 @@ export class RealtimeClient extends EventTarget {
           this._emit("error", { message: "send: HTTP " + status, transport: this.transport });
           continue;
         }
+        if (status === 429) {
+          // The server's inbox is full: nothing was accepted. The same
+          // message, with the same seq, goes again after Retry-After; the
+          // session and the messages behind it stay as they are.
+          await this._pause(retryAfter(res.headers.get("Retry-After")));
+          continue;
+        }
         // Network error, 409, 5xx: retry the same seq after a pause.
         m.attempts++;
         const base = Math.min(this.options.maxDelay, this.options.minDelay * 2 ** Math.min(m.attempts - 1, 10));
-        await new Promise((r) => setTimeout(r, base / 2 + Math.random() * base / 2));
+        await this._pause(base / 2 + Math.random() * base / 2);
       }
     } finally {
       this._pumping = false;
       if (this._closeReq && this.state === "closing") this._sendClose();
     }
+  }
+
+  // _pause resolves after ms, or earlier when _wakePump is called (the
+  // client closed or the page went away).
+  _pause(ms) {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        if (this._wake === done) this._wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this._wake = done;
+    });
+  }
+
+  _wakePump() {
+    if (this._wake) this._wake();
   }
 
   // ---- closing ----
@@ -811,6 +887,9 @@ export class RealtimeClient extends EventTarget {
     }
     if (this.state === "closing" || this.state === "closed") return;
     if (this.state !== "open") {
+      // Connecting or reconnecting: a session being resumed is still alive
+      // on the server until told.
+      if (this._token && isSession(this.transport)) this._deleteSession(this._token, code, reason);
       this._finish(code, reason, false);
       return;
     }
@@ -830,16 +909,52 @@ export class RealtimeClient extends EventTarget {
     if (this._queue.length && token) { this._pump(); return; }
     this._gen++; // stop reading; the DELETE decides
     this._closeTransport();
-    if (token) {
-      try {
-        await fetch(this.url, {
-          method: "DELETE",
-          headers: this._headers({ "Realtime-Token": token, "Content-Type": "application/json" }),
-          body: JSON.stringify({ code, reason }), credentials: "same-origin",
-        });
-      } catch (e) { /* the session expires by itself */ }
-    }
+    if (token) await this._deleteSession(token, code, reason);
     this._finish(code, reason, true);
+  }
+
+  // _deleteSession ends the session on the server. keepalive lets the
+  // request outlive the page (pagehide); the token stays in a header.
+  async _deleteSession(token, code, reason) {
+    try {
+      await fetch(this.url, {
+        method: "DELETE",
+        headers: this._headers({ "Realtime-Token": token, "Content-Type": "application/json" }),
+        body: JSON.stringify({ code, reason }), credentials: "same-origin", keepalive: true,
+      });
+    } catch (e) { /* the session expires by itself */ }
+  }
+
+  // _pageHidden ends an SSE or long-poll session when the page goes away
+  // (closed, navigated, or put in the back/forward cache), so that the
+  // server does not wait out the resume window. WebSocket is left alone:
+  // the browser closes the socket itself.
+  _pageHidden() {
+    const token = this._token;
+    if (this.state === "closed" || !token || !isSession(this.transport)) return;
+    if (this.state === "closing" && this._closeReq) {
+      // Our own close is under way: make sure it reaches the server.
+      const { code, reason } = this._closeReq;
+      this._deleteSession(token, code, reason);
+      this._finish(code, reason, true);
+      return;
+    }
+    this._gen++; // the aborted stream or poll is not a drop to recover from
+    this._clearTimers();
+    this._closeTransport();
+    this._token = null; // the queue is renumbered on the next session
+    this._wakePump();
+    this._deleteSession(token, 1001, "page closed");
+    this._hidden = true;
+    this._setState("reconnecting");
+  }
+
+  // _pageShown reconnects a page restored from the back/forward cache
+  // whose session pagehide ended.
+  _pageShown(e) {
+    if (!e.persisted || !this._hidden || this.state === "closed") return;
+    this._hidden = false;
+    this._connect();
   }
 }
 
