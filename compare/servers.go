@@ -17,9 +17,9 @@ import (
 	"github.com/gorilla/websocket"
 	r3sse "github.com/r3labs/sse/v2"
 	"github.com/rtkit/rtkit/realtime"
-	_ "github.com/rtkit/rtkit/transports/longpoll" // every transport on the one route
-	_ "github.com/rtkit/rtkit/transports/sse"
-	_ "github.com/rtkit/rtkit/transports/websocket"
+	"github.com/rtkit/rtkit/transports/longpoll"
+	"github.com/rtkit/rtkit/transports/sse"
+	rtws "github.com/rtkit/rtkit/transports/websocket"
 )
 
 // payload is the small message every push sends: 64 bytes of text.
@@ -66,7 +66,7 @@ var handler = realtime.Funcs{
 // disconnecting it.
 func routeOptions() *realtime.Options {
 	return &realtime.Options{
-		Transports: []realtime.Kind{realtime.WebSocket, realtime.SSE, realtime.LongPoll, realtime.HTTP},
+		Transports: []realtime.Transport{rtws.New(rtws.Options{}), sse.New(sse.Options{}), longpoll.New(longpoll.Options{}), longpoll.NewRequestResponse()},
 		Overflow:   realtime.OverflowBlock,
 		Logger:     quietLogger(),
 	}

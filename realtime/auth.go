@@ -6,10 +6,6 @@ import (
 	"strings"
 )
 
-// Subprotocol is the WebSocket subprotocol rtkit's clients offer, and that
-// the WebSocket transport accepts, besides any of Options.Subprotocols.
-const Subprotocol = "rtkit"
-
 // bearerPrefix starts the subprotocol entry that carries a bearer token
 // in a browser's WebSocket handshake: "rtkit.bearer." + base64url(token).
 const bearerPrefix = "rtkit.bearer."

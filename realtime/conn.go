@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"runtime/debug"
 	"sync"
+
+	"github.com/rtkit/rtkit/realtime/internal/protocol"
 )
 
 type connState int
@@ -63,8 +65,8 @@ type Conn struct {
 	state  connState
 	opened bool // a wire was bound: Close runs when the connection ends
 	cause  *CloseError
-	wire   Wire
-	reader Reader // the wire, when the core reads it; set before reading starts
+	wire   wireConn
+	reader reader // the wire, when the core reads it; set before reading starts
 	out    sendQueue
 	in     inbox
 	timers map[*ticker]struct{}
@@ -167,10 +169,10 @@ func (c *Conn) SendJSON(v any) error {
 // are stopped. Close returns ErrClosed if the connection was already
 // closing, and an error for a code that may not be sent (such as 1006).
 func (c *Conn) Close(code int, reason string) error {
-	if !validCloseCode(code) {
+	if !protocol.ValidCloseCode(code) {
 		return fmt.Errorf("realtime: invalid close code %d", code)
 	}
-	return c.close(&CloseError{Code: code, Reason: truncReason(reason)}, true)
+	return c.close(&CloseError{Code: code, Reason: protocol.TruncReason(reason)}, true)
 }
 
 // Cause returns why the connection closed, or nil while it is open. The
@@ -213,8 +215,8 @@ func (c *Conn) protect(f func() error) (err error) {
 // unless the handler chose the close code itself.
 func (c *Conn) failure(err error) *CloseError {
 	var ce *CloseError
-	if errors.As(err, &ce) && validCloseCode(ce.Code) {
-		return &CloseError{Code: ce.Code, Reason: truncReason(ce.Reason), Err: ce.Err}
+	if errors.As(err, &ce) && protocol.ValidCloseCode(ce.Code) {
+		return &CloseError{Code: ce.Code, Reason: protocol.TruncReason(ce.Reason), Err: ce.Err}
 	}
 	var pe *PanicError
 	if errors.As(err, &pe) {

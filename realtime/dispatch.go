@@ -171,6 +171,7 @@ func (c *Conn) receiveSync(m Message) {
 			c.mu.Unlock()
 			c.run(job{m: m})
 			c.drain(false)
+			c.waitWritten()
 			return
 		}
 		if c.fitsLocked(len(m.Data), 0, 0) {
@@ -182,6 +183,29 @@ func (c *Conn) receiveSync(m Message) {
 	c.pushLocked(job{m: m, done: done})
 	c.mu.Unlock()
 	<-done
+	c.waitWritten()
+}
+
+// waitWritten returns once what was queued so far has been written, or
+// the wire failed: a transport that answers with what the handler sent
+// (request/response) must not answer before a writer goroutine, which a
+// slow callback's sends get, has finished.
+func (c *Conn) waitWritten() {
+	c.mu.Lock()
+	for !c.out.broken && c.wire != nil && (c.out.writing || len(c.out.queue) > 0) {
+		if !c.out.writing {
+			c.out.writing = true
+			c.mu.Unlock()
+			c.flush(-1)
+			c.mu.Lock()
+			continue
+		}
+		space := c.spaceLocked()
+		c.mu.Unlock()
+		<-space
+		c.mu.Lock()
+	}
+	c.mu.Unlock()
 }
 
 // inboxRoom reports how many more messages, and bytes, the inbox takes.

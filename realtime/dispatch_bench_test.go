@@ -13,6 +13,7 @@ func benchConn(b *testing.B, o Options) *Conn {
 	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	o.Inbox = 1 << 20
 	o.InboxBytes = 1 << 30
+	o.Transports = []Transport{testTransport{}}
 	rt := NewRoute(Funcs{OnMessage: func(c *Conn, m Message) error { return nil }}, &o)
 	c, err := rt.admit(httptest.NewRequest("GET", "/", nil), "bench")
 	if err != nil {

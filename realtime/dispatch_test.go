@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
@@ -15,11 +16,11 @@ import (
 	"time"
 )
 
-// These tests drive the connection's scheduler directly through a Reader
+// These tests drive the connection's scheduler directly through a reader
 // wire made of channels, so they can see what the core does with its
 // reader, handler and writer roles.
 
-// chanWire is a Reader: the test plays the peer by sending on in,
+// chanWire is a reader: the test plays the peer by sending on in,
 // receiving from out and calling hangUp.
 type chanWire struct {
 	in   chan Message  // the peer's messages; unbuffered, so a send completes only when the core reads
@@ -141,10 +142,19 @@ func (h *testHandler) calls() []string {
 	return append([]string(nil), h.seen...)
 }
 
+// testTransport serves no HTTP: the tests admit connections themselves.
+type testTransport struct{}
+
+func (testTransport) Kind() Kind                                   { return "test" }
+func (testTransport) Bind(*Route) (TransportHandler, error)        { return testTransport{}, nil }
+func (testTransport) Match(*http.Request) bool                     { return false }
+func (testTransport) ServeHTTP(http.ResponseWriter, *http.Request) {}
+
 // startConn serves h over a new chanWire.
 func startConn(t *testing.T, h Handler, o Options) (*Conn, *chanWire) {
 	t.Helper()
 	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	o.Transports = []Transport{testTransport{}}
 	rt := NewRoute(h, &o)
 	c, err := rt.admit(httptest.NewRequest("GET", "/", nil), "test")
 	if err != nil {

@@ -4,9 +4,11 @@
 //
 // A handler has three callbacks. Funcs adapts optional functions, like the
 // seed's onOpen/onMessage/onClose, and PerConn builds a handler per
-// connection so that its state lives in a closure:
+// connection so that its state lives in a closure. A Route serves it over
+// the transports its Options list, as values; package transports has a
+// preset for each row of the seed's use-case table:
 //
-//	route := realtime.NewRoute(realtime.PerConn(func(c *realtime.Conn) realtime.Handler {
+//	echo := realtime.PerConn(func(c *realtime.Conn) realtime.Handler {
 //		var n int // per-connection state
 //		return realtime.Funcs{
 //			OnOpen: func(c *realtime.Conn) error {
@@ -18,13 +20,16 @@
 //				return c.Send(m)
 //			},
 //		}
-//	}), nil)
-//	http.Handle("/echo", route)
+//	})
+//	o := transports.Messaging // WebSocket, then SSE, then long-polling
+//	http.Handle("/echo", realtime.NewRoute(echo, &o))
 //
 // A Route is an http.Handler; package rtgin mounts it on gin, where gin
-// middleware runs before the upgrade and its c.Set values reach Conn.Value.
-// Transports live in packages under transports/ and register themselves
-// when imported. Package realtimetest (under testing/) runs handlers with
+// middleware runs before the upgrade and its c.Set values reach
+// Conn.Value. The transports are packages under transports/, each made
+// with its own options (websocket.New(websocket.Options{Compression:
+// true})). Package topics (realtime/topics) fans messages out with history
+// and presence. Package realtimetest (under testing/) runs handlers with
 // no network and a fake clock.
 //
 // # Lifecycle
@@ -104,29 +109,30 @@
 //
 // # Transports and configuration
 //
-// Options.Transports lists what a route serves; the presets (Messaging,
-// Collaboration, Dashboard, Progress, RequestResponse) name the seed's use
-// cases. One URL takes a WebSocket upgrade, an SSE stream
-// ("Accept: text/event-stream"), long-polls and plain POSTs; a plain GET
-// answers a Negotiation listing what the route allows. SSE and
-// long-polling are sessions: a secret token, bound to the client's origin
-// and identity (Options.Identity), carries the client's messages by POST,
-// and a bounded backlog (Options.ResumeBuffer) lets a dropped client
-// resume without loss within Options.ResumeWindow, or tells it of a gap.
-// The wire format is in transports/PROTOCOL.md. BearerToken reads a
-// credential from a header or, for browsers' WebSockets, a subprotocol.
+// Options.Transports lists what a route serves, in the order clients try
+// them; the presets of package transports (Messaging, Collaboration,
+// Dashboard, Progress, RequestResponse) name the seed's use cases. One URL
+// takes a WebSocket upgrade, an SSE stream ("Accept: text/event-stream"),
+// long-polls and plain POSTs; a plain GET answers which transports the
+// route allows. SSE and long-polling are sessions: a secret token, bound
+// to the client's origin and identity (Options.Identity), carries the
+// client's messages by POST, and a bounded backlog (Options.ResumeBuffer)
+// lets a dropped client resume without loss within Options.ResumeWindow,
+// or tells it of a gap. The wire format is in transports/PROTOCOL.md.
+// BearerToken reads a credential from a header or, for browsers'
+// WebSockets, a subprotocol. Package wire is the API for writing a
+// transport; users never import it.
 //
 // # Topics and clusters
 //
-// Topics fans a message out to every connection subscribed to a topic,
-// encoding it once per transport (see Shared). A topic keeps a bounded
-// history with sequence numbers, so a client that reconnects, on any
-// transport, resumes after the last seq it saw, or is told of a gap;
-// Topics.Join adds presence with join and leave events. Topics run on a
-// Broker: the in-memory one by default, NATS or Redis (packages under
-// realtime/broker) to span processes. With Options.Relay set, a session
-// request that reaches a node which does not hold its session is
-// forwarded to the one that does, so no sticky sessions are needed.
+// Package topics fans a message out to every connection subscribed to a
+// topic, encoding it once per transport (see Shared), with a bounded
+// history, so that a client that reconnects resumes after the last seq it
+// saw, and presence. Topics run on a broker: in memory by default, NATS or
+// Redis (packages under realtime/broker) to span processes. With
+// Options.Relay set to such a broker, a session request that reaches a
+// node which does not hold its session is forwarded to the one that does,
+// so no sticky sessions are needed.
 //
 // # Security
 //

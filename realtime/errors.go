@@ -36,6 +36,12 @@ var (
 	ErrMalformed = errors.New("realtime: malformed message")
 	// ErrOrigin is returned when a request's Origin is not allowed.
 	ErrOrigin = errors.New("realtime: origin not allowed")
+	// ErrResumeTimeout is the cause of a close when no transport resumed a
+	// session within Options.ResumeWindow.
+	ErrResumeTimeout = errors.New("realtime: session not resumed in time")
+	// ErrUnknownNode is returned by Relay.Request when no node serves the
+	// address.
+	ErrUnknownNode = errors.New("realtime: no such node")
 )
 
 // Close codes, as in RFC 6455 section 7.4.1. Every transport carries them:
@@ -99,30 +105,3 @@ func (e *PanicError) Error() string { return fmt.Sprintf("realtime: handler pani
 
 // Unwrap makes errors.Is(err, ErrHandlerPanic) true.
 func (e *PanicError) Unwrap() error { return ErrHandlerPanic }
-
-// validCloseCode reports whether code may be sent in a close frame.
-func validCloseCode(code int) bool {
-	switch {
-	case code >= 3000 && code <= 4999:
-		return true
-	case code >= 1000 && code <= 1014:
-		return code != 1004 && code != CloseNoStatus && code != CloseAbnormal
-	}
-	return false
-}
-
-// maxReasonLen is the room for a reason in a close frame's 125-byte payload.
-const maxReasonLen = 123
-
-// truncReason shortens r to fit in a close frame without splitting a UTF-8
-// sequence.
-func truncReason(r string) string {
-	if len(r) <= maxReasonLen {
-		return r
-	}
-	i := maxReasonLen
-	for i > 0 && r[i]&0xC0 == 0x80 {
-		i--
-	}
-	return r[:i]
-}

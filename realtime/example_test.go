@@ -9,9 +9,9 @@ import (
 
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/testing/realtimetest"
-	_ "github.com/rtkit/rtkit/transports/longpoll"
-	_ "github.com/rtkit/rtkit/transports/sse"
-	_ "github.com/rtkit/rtkit/transports/websocket"
+	"github.com/rtkit/rtkit/transports"
+	"github.com/rtkit/rtkit/transports/sse"
+	"github.com/rtkit/rtkit/transports/websocket"
 )
 
 // The seed's echo agent: reply to each message, and report failures to the
@@ -80,35 +80,36 @@ func ExampleCloseError() {
 // Mounting on net/http; the options pick the transports, here the
 // dashboard preset (SSE first) with one field overridden.
 func ExampleNewRoute() {
-	o := realtime.Dashboard
+	o := transports.Dashboard
 	o.MaxConns = 10_000
 	route := realtime.NewRoute(realtime.Funcs{}, &o)
 
 	mux := http.NewServeMux()
 	mux.Handle("/live", route)
 	// http.ListenAndServe("localhost:8080", mux)
-	_ = mux
+	fmt.Println(len(o.Transports), "transports")
+	// Output: 3 transports
+}
+
+// A route's transports are values, each with its own options.
+func ExampleNewRoute_transports() {
+	route := realtime.NewRoute(realtime.Funcs{}, &realtime.Options{
+		Transports: []realtime.Transport{
+			websocket.New(websocket.Options{Compression: true}),
+			sse.New(sse.Options{}),
+		},
+	})
+	http.Handle("/chat", route)
+	for _, t := range []realtime.Transport{websocket.New(websocket.Options{}), sse.New(sse.Options{})} {
+		fmt.Println(t.Kind())
+	}
+	// Output:
+	// websocket
+	// sse
 }
 
 func ExampleCloseStatus() {
 	err := fmt.Errorf("wrapped: %w", &realtime.CloseError{Code: realtime.CloseGoingAway, Err: realtime.ErrServerClosed})
 	fmt.Println(realtime.CloseStatus(err), errors.Is(err, realtime.ErrServerClosed))
 	// Output: 1001 true
-}
-
-// Every connection of the route follows the "news" topic from its start;
-// a message published once reaches each of them in an envelope that says
-// where it is in the topic, for resuming after a reconnect.
-func ExampleTopics() {
-	ts := realtime.NewTopics(nil) // in-memory broker
-	route := realtime.NewRoute(realtime.Funcs{OnOpen: func(c *realtime.Conn) error {
-		return ts.Resume(c, "news", 0)
-	}}, nil)
-	defer route.Shutdown(context.Background())
-
-	c, _ := realtimetest.DialRoute(route, nil)
-	ts.Publish(context.Background(), "news", realtime.Text("rtkit ships topics"))
-	s, _ := c.ReceiveText(context.Background())
-	fmt.Println(s)
-	// Output: {"topic":"news","seq":1,"data":"rtkit ships topics"}
 }

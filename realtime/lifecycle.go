@@ -7,7 +7,7 @@ package realtime
 // place the handler's Close is called.
 
 // bindLocked binds the wire and marks the connection open.
-func (c *Conn) bindLocked(w Wire) {
+func (c *Conn) bindLocked(w wireConn) {
 	c.wire = w
 	if c.state == stateNew { // Shutdown may have closed it already
 		c.state = stateOpen
@@ -16,7 +16,7 @@ func (c *Conn) bindLocked(w Wire) {
 }
 
 // open binds w and runs the handler's Open on the calling goroutine.
-func (c *Conn) open(w Wire) {
+func (c *Conn) open(w wireConn) {
 	c.mu.Lock()
 	c.bindLocked(w)
 	c.in.busy = true // nothing else can hold the role before Open
@@ -27,7 +27,7 @@ func (c *Conn) open(w Wire) {
 
 // start binds r, a wire the core reads, and runs the connection on a
 // goroutine of its own: Open, then the read loop.
-func (c *Conn) start(r Reader) {
+func (c *Conn) start(r reader) {
 	c.mu.Lock()
 	c.bindLocked(r)
 	c.reader = r

@@ -64,10 +64,9 @@ type encoding struct {
 	err  error
 }
 
-// Encoded returns encode(m), computed once per transport kind for a shared
-// message and on every call otherwise. Transports call it to encode a
-// message for the wire.
-func (m Message) Encoded(k Kind, encode func(Message) (any, error)) (any, error) {
+// encoded returns encode(m), computed once per transport kind for a shared
+// message and on every call otherwise (wire.Encoded).
+func (m Message) encoded(k Kind, encode func(Message) (any, error)) (any, error) {
 	if m.shared == nil {
 		return encode(m)
 	}
@@ -84,9 +83,6 @@ func (m Message) Encoded(k Kind, encode func(Message) (any, error)) (any, error)
 	e.once.Do(func() { e.v, e.err = encode(m) })
 	return e.v, e.err
 }
-
-// IsShared reports whether m was made by Shared.
-func (m Message) IsShared() bool { return m.shared != nil }
 
 // Text returns a text message holding s.
 func Text(s string) Message { return Message{Type: TextMessage, Data: []byte(s)} }

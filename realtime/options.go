@@ -46,10 +46,12 @@ func (p OverflowPolicy) String() string {
 // Negative durations and limits switch a feature off where the comment says
 // so.
 type Options struct {
-	// Transports lists the transports the route accepts, in the client's
-	// order of preference. Nil means WebSocket only. A transport must be
-	// registered, which importing its package under transports/ does.
-	Transports []Kind
+	// Transports lists the transports the route serves, each with its own
+	// options, in the order clients should try them: for example
+	// []realtime.Transport{websocket.New(websocket.Options{}),
+	// sse.New(sse.Options{})}. It must not be empty; the presets of package
+	// transports fill it for the seed's use cases.
+	Transports []Transport
 
 	// AllowedOrigins lists the origins (scheme://host[:port]) that browsers
 	// may connect from, besides the route's own. Nil allows same-origin
@@ -95,8 +97,6 @@ type Options struct {
 	// WriteTimeout bounds every write to the peer, and how long Send may
 	// block under OverflowBlock. Zero means 10 seconds.
 	WriteTimeout time.Duration
-	// HandshakeTimeout bounds the opening handshake. Zero means 10 seconds.
-	HandshakeTimeout time.Duration
 	// MaxConns is the most live connections on the route; more are refused
 	// with 503 Service Unavailable. Zero means no limit.
 	MaxConns int
@@ -122,32 +122,27 @@ type Options struct {
 	// gap event); topics resume on any node.
 	Relay Relay
 
-	// Compression negotiates permessage-deflate on WebSocket. It costs
-	// memory per connection, so it is off by default.
-	Compression bool
-	// Subprotocols are the WebSocket subprotocols the route speaks, in
-	// order of preference.
-	Subprotocols []string
-
 	// Logger receives the route's log lines. Nil means slog.Default().
 	Logger *slog.Logger
-	// Clock drives Conn.Every. Nil means the real clock; tests pass a fake
-	// one (realtimetest.Clock).
+	// Clock drives every timer of the route and its transports: Conn.Every,
+	// keepalive pings and comments, long-poll holds, resume windows and
+	// session expiry. Nil means the real clock; tests pass a fake one
+	// (realtimetest.Clock). Socket deadlines (WriteTimeout, handshakes)
+	// stay on the real clock.
 	Clock Clock
 }
 
 // Defaults.
 const (
-	DefaultReadLimit        = 64 << 10
-	DefaultSendQueue        = 256
-	DefaultSendQueueBytes   = 4 << 20
-	DefaultPingInterval     = 25 * time.Second
-	DefaultPongTimeout      = 10 * time.Second
-	DefaultWriteTimeout     = 10 * time.Second
-	DefaultHandshakeTimeout = 10 * time.Second
-	DefaultResumeWindow     = 30 * time.Second
-	DefaultInbox            = 64
-	DefaultInboxBytes       = 1 << 20
+	DefaultReadLimit      = 64 << 10
+	DefaultSendQueue      = 256
+	DefaultSendQueueBytes = 4 << 20
+	DefaultPingInterval   = 25 * time.Second
+	DefaultPongTimeout    = 10 * time.Second
+	DefaultWriteTimeout   = 10 * time.Second
+	DefaultResumeWindow   = 30 * time.Second
+	DefaultInbox          = 64
+	DefaultInboxBytes     = 1 << 20
 )
 
 // resolved returns a copy of o with every default filled in.
@@ -156,12 +151,8 @@ func (o *Options) resolved() Options {
 	if o != nil {
 		r = *o
 	}
-	if r.Transports == nil {
-		r.Transports = []Kind{WebSocket}
-	}
-	r.Transports = append([]Kind(nil), r.Transports...) // presets share theirs
+	r.Transports = append([]Transport(nil), r.Transports...) // presets share theirs
 	r.AllowedOrigins = append([]string(nil), r.AllowedOrigins...)
-	r.Subprotocols = append([]string(nil), r.Subprotocols...)
 	if r.ReadLimit == 0 {
 		r.ReadLimit = DefaultReadLimit
 	}
@@ -185,9 +176,6 @@ func (o *Options) resolved() Options {
 	}
 	if r.WriteTimeout <= 0 {
 		r.WriteTimeout = DefaultWriteTimeout
-	}
-	if r.HandshakeTimeout <= 0 {
-		r.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if r.ResumeBuffer <= 0 {
 		r.ResumeBuffer = r.SendQueue

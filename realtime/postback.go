@@ -7,10 +7,16 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/rtkit/rtkit/realtime/internal/protocol"
 )
 
-// Header names of the request-based transports (see transports/PROTOCOL.md).
+// Names on the wire (see transports/PROTOCOL.md).
 const (
+	// Subprotocol is the WebSocket subprotocol rtkit's clients offer, and
+	// that the WebSocket transport accepts, besides any of
+	// websocket.Options.Subprotocols.
+	Subprotocol = "rtkit"
 	// HeaderToken carries a session's secret token on POSTs, DELETEs and
 	// long-polls. It is a header, not a query parameter, so that it stays
 	// out of access logs.
@@ -54,7 +60,7 @@ func (rt *Route) servePost(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		seq = n
 	}
-	m, err := ReadMessage(w, r, rt.opts.ReadLimit)
+	m, err := readMessage(w, r, rt.opts.ReadLimit)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -66,7 +72,7 @@ func (rt *Route) servePost(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	if s.c.Cause() != nil {
-		WriteError(w, http.StatusNotFound, ErrUnknownSession.Error())
+		WriteError(w, http.StatusNotFound, protocol.ErrUnknownSession.Error())
 		return
 	}
 	switch err := s.post(seq, m); {
@@ -78,16 +84,16 @@ func (rt *Route) servePost(w http.ResponseWriter, r *http.Request, s *session) {
 		w.Header().Set("Retry-After", "1")
 		WriteError(w, http.StatusTooManyRequests, err.Error())
 	case errors.Is(err, ErrClosed):
-		WriteError(w, http.StatusNotFound, ErrUnknownSession.Error())
+		WriteError(w, http.StatusNotFound, protocol.ErrUnknownSession.Error())
 	default:
 		WriteError(w, http.StatusConflict, err.Error())
 	}
 }
 
-// ReadMessage reads a message from a request body of at most limit bytes:
+// readMessage reads a message from a request body of at most limit bytes:
 // binary when the Content-Type is application/octet-stream, text
-// otherwise. Transports that take messages by POST use it.
-func ReadMessage(w http.ResponseWriter, r *http.Request, limit int64) (Message, error) {
+// otherwise (wire.ReadMessage).
+func readMessage(w http.ResponseWriter, r *http.Request, limit int64) (Message, error) {
 	body := http.MaxBytesReader(w, r.Body, limit)
 	data, err := io.ReadAll(body)
 	if err != nil {
@@ -116,14 +122,14 @@ func (rt *Route) serveDelete(w http.ResponseWriter, r *http.Request, s *session)
 	if req.Code == 0 {
 		req.Code = CloseNormal
 	}
-	if !validCloseCode(req.Code) {
+	if !protocol.ValidCloseCode(req.Code) {
 		WriteError(w, http.StatusBadRequest, "realtime: invalid close code")
 		return
 	}
 	// The context is cancelled at once; the handler's Close runs when the
 	// callback in progress, if any, has returned, without holding up the
 	// client.
-	if s.c.end(&CloseError{Code: req.Code, Reason: truncReason(req.Reason)}) {
+	if s.c.end(&CloseError{Code: req.Code, Reason: protocol.TruncReason(req.Reason)}) {
 		go s.c.complete()
 	}
 	w.WriteHeader(http.StatusNoContent)

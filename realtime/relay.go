@@ -10,7 +10,25 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/rtkit/rtkit/realtime/internal/protocol"
 )
+
+// Relay is implemented by brokers that carry requests between nodes. A
+// route with Options.Relay set forwards an SSE POST-back, DELETE or
+// long-poll that reaches a node which does not hold its session to the
+// node that does, so a cluster needs no sticky sessions.
+type Relay interface {
+	// ServeNode answers the requests addressed to node with h until ctx
+	// ends. It returns once requests can reach h; h runs on goroutines of
+	// the relay's, one per request, and its context ends with ctx or when
+	// the requester gives up.
+	ServeNode(ctx context.Context, node string, h func(ctx context.Context, req []byte) []byte) error
+	// Request sends req to node and returns its answer, or an error when
+	// no node answers before ctx ends (ErrUnknownNode when the relay knows
+	// that nobody serves node).
+	Request(ctx context.Context, node string, req []byte) ([]byte, error)
+}
 
 // nodeIDLen is the length of the node prefix of session tokens.
 const nodeIDLen = 8
@@ -80,7 +98,7 @@ func (rt *Route) forward(w http.ResponseWriter, r *http.Request, token string) {
 	out, err := rt.opts.Relay.Request(ctx, nodeSubject(token[:nodeIDLen]), req)
 	if err != nil {
 		if errors.Is(err, ErrUnknownNode) {
-			WriteError(w, http.StatusNotFound, ErrUnknownSession.Error())
+			WriteError(w, http.StatusNotFound, protocol.ErrUnknownSession.Error())
 			return
 		}
 		rt.opts.Logger.Warn("realtime: relaying a request failed", "err", err)

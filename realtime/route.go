@@ -3,10 +3,14 @@ package realtime
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+
+	"github.com/rtkit/rtkit/realtime/internal/protocol"
 )
 
 // Route serves one Handler over the transports its Options allow. It is an
@@ -27,9 +31,16 @@ type Route struct {
 
 var _ http.Handler = (*Route)(nil)
 
-// NewRoute returns a route that serves h with options o (nil means the
-// defaults). Transports listed in o that are not registered are logged as
-// errors and not served.
+// NewRoute returns a route that serves h over the transports of o. The
+// other fields of o have safe defaults, so a preset of package transports
+// is all most routes need:
+//
+//	o := transports.Messaging // WebSocket, then SSE, then long-polling
+//	http.Handle("/chat", realtime.NewRoute(chat, &o))
+//
+// NewRoute panics, as http.ServeMux.Handle does for a bad pattern, if o
+// lists no transport, lists a kind twice, or a transport cannot serve the
+// route: that is a programming error, found at start-up.
 func NewRoute(h Handler, o *Options) *Route {
 	rt := &Route{
 		handler:  h,
@@ -37,13 +48,27 @@ func NewRoute(h Handler, o *Options) *Route {
 		conns:    make(map[*Conn]struct{}),
 		sessions: make(map[string]*session),
 	}
-	for _, k := range rt.opts.Transports {
-		t, ok := lookup(k)
-		if !ok {
-			rt.opts.Logger.Error("realtime: transport not registered; import its package from transports/", "transport", string(k))
-			continue
+	if len(rt.opts.Transports) == 0 {
+		panic("realtime: NewRoute: Options.Transports is empty; use a preset of package transports, such as transports.Messaging, or list transports such as websocket.New(websocket.Options{})")
+	}
+	seen := map[Kind]bool{}
+	for _, t := range rt.opts.Transports {
+		if t == nil {
+			panic("realtime: NewRoute: nil transport in Options.Transports")
 		}
-		rt.handlers = append(rt.handlers, t.Handler(rt.Endpoint(k)))
+		k := t.Kind()
+		if seen[k] {
+			panic(fmt.Sprintf("realtime: NewRoute: transport %q listed twice", k))
+		}
+		seen[k] = true
+		th, err := t.Bind(rt)
+		if err == nil && th == nil {
+			err = errors.New("Bind returned no handler")
+		}
+		if err != nil {
+			panic(fmt.Sprintf("realtime: NewRoute: transport %q: %v", k, err))
+		}
+		rt.handlers = append(rt.handlers, th)
 	}
 	rt.node = newNodeID()
 	if rt.opts.Relay != nil {
@@ -51,11 +76,6 @@ func NewRoute(h Handler, o *Options) *Route {
 	}
 	return rt
 }
-
-// Endpoint returns the route's endpoint for transport k. Transports get it
-// through Transport.Handler; test harnesses use it to admit connections
-// without a network.
-func (rt *Route) Endpoint(k Kind) *Endpoint { return &Endpoint{route: rt, kind: k} }
 
 // ServeHTTP checks the request's origin and hands it to the first of the
 // route's transports that matches it. Refusals carry a JSON body
@@ -119,11 +139,6 @@ func sameOrigin(r *http.Request) bool {
 	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
 }
 
-// OriginAllowed reports whether the route accepts a request from r's
-// Origin. Transports call it on requests that do not pass through
-// ServeHTTP's check, such as forwarded POST-backs.
-func (rt *Route) OriginAllowed(r *http.Request) bool { return rt.originAllowed(r) }
-
 // admit reserves a place for a new connection.
 func (rt *Route) admit(r *http.Request, k Kind) (*Conn, error) {
 	rt.mu.Lock()
@@ -155,7 +170,7 @@ func (rt *Route) session(r *http.Request, token string) (*session, error) {
 	s := rt.sessions[token]
 	rt.mu.Unlock()
 	if s == nil || !s.bound(r) {
-		return nil, ErrUnknownSession
+		return nil, protocol.ErrUnknownSession
 	}
 	return s, nil
 }
@@ -228,8 +243,10 @@ func (rt *Route) wait(ctx context.Context, idle <-chan struct{}) error {
 	}
 }
 
-// WriteError writes a JSON error response {"error": msg} with the status.
-// Transports use it so that every refusal has the same shape.
+// WriteError writes a JSON error response {"error": msg} with the status,
+// the shape of every refusal of the route and its transports. Middleware
+// in front of a route (authentication, say) uses it so that clients read
+// its refusals the same way.
 func WriteError(w http.ResponseWriter, status int, msg string) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")

@@ -10,7 +10,7 @@ import (
 //
 // Invariants:
 //   - At most one goroutine holds the writer role (writing); only it calls
-//     Wire.Write, outside the lock, with a batch it took from queue.
+//     wireConn.Write, outside the lock, with a batch it took from queue.
 //   - The queue holds at most Options.SendQueue messages and
 //     Options.SendQueueBytes bytes (one message always fits), so a slow
 //     peer costs a bounded amount of memory; live Sends beyond that meet
@@ -218,11 +218,13 @@ func (c *Conn) flush(maxRounds int) {
 		q := &c.out
 		if q.broken {
 			q.writing = false
+			c.wakeSendersLocked()
 			c.mu.Unlock()
 			return
 		}
 		if len(q.queue) == 0 {
 			q.writing = false
+			c.wakeSendersLocked() // waitWritten waits for this
 			ce := q.closeReq
 			q.closeReq = nil
 			w := c.wire
@@ -252,6 +254,7 @@ func (c *Conn) flush(maxRounds int) {
 		c.out.spare = batch[:0]
 		if err != nil {
 			c.out.writing = false
+			c.wakeSendersLocked()
 			c.mu.Unlock()
 			c.close(writeFailure(err), false)
 			return

@@ -7,51 +7,31 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+
+	"github.com/rtkit/rtkit/realtime/internal/protocol"
 )
 
-// Session errors, for transports and clients to branch on.
-var (
-	// ErrUnknownSession is returned for a session token that no live
-	// session of the route holds, or that is bound to another origin or
-	// identity. Transports answer it with 404.
-	ErrUnknownSession = errors.New("realtime: unknown or expired session")
-	// ErrConflict is returned by Link.Attach when the session already has
-	// an exclusive attachment (a second concurrent long-poll). Transports
-	// answer it with 409.
-	ErrConflict = errors.New("realtime: session already attached")
-	// ErrSuperseded ends an attachment replaced by a newer one, such as an
-	// SSE stream resumed on a fresh request.
-	ErrSuperseded = errors.New("realtime: attachment superseded")
-	// ErrResumeTimeout is the cause of a close when no transport resumed a
-	// session within Options.ResumeWindow.
-	ErrResumeTimeout = errors.New("realtime: session not resumed in time")
-)
-
-// Entry is a message in a session's backlog with its sequence number, which
-// starts at 1 and grows by one per message.
-type Entry struct {
-	Seq uint64
+// entry is a message in a session's backlog with its sequence number,
+// which starts at 1 and grows by one per message.
+type entry struct {
+	seq uint64
 	Message
 }
 
-// Batch is what Attachment.Next returns: the messages after the cursor, in
-// order, and whether anything was lost before them or the session closed.
-type Batch struct {
-	Entries []Entry
-	// Gap is set when messages after the cursor had already left the
-	// backlog: GapAfter is the cursor and the first entry follows a hole.
-	// The backlog keeps Options.ResumeBuffer messages.
-	Gap      bool
-	GapAfter uint64
-	// Close is set once the connection has closed and every entry was
-	// handed out: the attachment delivers it and ends.
-	Close *CloseError
+// batch is what attachment reads return: the messages after the cursor,
+// in order, and whether anything was lost before them or the session
+// closed (see wire.Batch).
+type batch struct {
+	entries  []entry
+	gap      bool
+	gapAfter uint64
+	close    *CloseError
 }
 
 // session is the transport-neutral state of a connection whose transport
 // is made of requests (SSE, long-polling): a secret token, the backlog of
 // sent messages that attachments read from, and the ordering of messages
-// posted by the client. It is the connection's Wire.
+// posted by the client. It is the connection's wireConn.
 type session struct {
 	c        *Conn
 	token    string
@@ -59,7 +39,7 @@ type session struct {
 	identity string
 
 	mu        sync.Mutex
-	entries   []Entry // entries[0].Seq is the oldest kept
+	entries   []entry // entries[0].seq is the oldest kept
 	next      uint64  // seq of the next message
 	delivered uint64  // highest seq handed to an attachment
 	bytes     int
@@ -72,7 +52,7 @@ type session struct {
 	// dropped counts undelivered entries the full backlog discarded.
 	dropped   atomic.Uint64
 	closed    *CloseError
-	attach    uint64 // generation of the current attachment; 0 = none
+	attached  uint64 // generation of the current attachment; 0 = none
 	exclusive bool   // the current attachment refuses others (long-poll)
 	gens      uint64
 	grace     Timer // ends a detached session after ResumeWindow
@@ -84,7 +64,7 @@ type session struct {
 	pendingBytes int
 }
 
-var _ Wire = (*session)(nil)
+var _ wireConn = (*session)(nil)
 
 // newSession binds a new session to the request that opened it.
 func newSession(c *Conn, r *http.Request) *session {
@@ -148,7 +128,7 @@ func (s *session) Write(msgs []Message) error {
 			if len(s.entries) == 0 || len(s.entries) < o.ResumeBuffer && s.bytes+len(m.Data) <= o.SendQueueBytes {
 				break
 			}
-			if s.entries[0].Seq <= s.delivered || o.Overflow == OverflowDropOldest || s.attach == 0 {
+			if s.entries[0].seq <= s.delivered || o.Overflow == OverflowDropOldest || s.attached == 0 {
 				s.dropOldestLocked()
 				continue
 			}
@@ -158,7 +138,7 @@ func (s *session) Write(msgs []Message) error {
 			<-wake
 			s.mu.Lock()
 		}
-		s.entries = append(s.entries, Entry{Seq: s.next, Message: m})
+		s.entries = append(s.entries, entry{seq: s.next, Message: m})
 		s.next++
 		s.bytes += len(m.Data)
 		s.undelivered.Add(1)
@@ -171,11 +151,11 @@ func (s *session) Write(msgs []Message) error {
 func (s *session) dropOldestLocked() {
 	e := s.entries[0]
 	s.bytes -= len(e.Data)
-	if e.Seq > s.delivered {
+	if e.seq > s.delivered {
 		s.undelivered.Add(-1)
 		s.dropped.Add(1)
 	}
-	s.entries[0] = Entry{}
+	s.entries[0] = entry{}
 	s.entries = s.entries[1:]
 }
 
@@ -226,85 +206,77 @@ func (s *session) detachedTimeout() {
 	s.c.finish(&CloseError{Code: CloseAbnormal, Reason: "connection lost", Err: ErrResumeTimeout})
 }
 
-// Attachment is one request reading a session: an SSE stream or a
-// long-poll. Detach it when the request ends.
-type Attachment struct {
-	s   *session
-	gen uint64
-}
-
-// Attach starts reading the session. It supersedes a current
-// non-exclusive attachment (an SSE stream, perhaps one the client has
-// already abandoned for another stream or a long-poll), whose Next then
-// returns ErrSuperseded. While an exclusive attachment (a long-poll) is
-// held, Attach fails with ErrConflict: one poll at a time, so a replayed
-// request cannot steal another's messages.
-func (l *Link) Attach(exclusive bool) (*Attachment, error) {
-	s := l.c.sess
+// attach starts a reader of the session (an SSE stream or a long-poll)
+// and returns its generation, which names it to read and detach. It
+// supersedes a current non-exclusive attachment (an SSE stream, perhaps
+// one the client has already abandoned for another stream or a
+// long-poll), whose next then returns ErrSuperseded. While an exclusive
+// attachment (a long-poll) is held, attach fails with ErrConflict: one
+// poll at a time, so a replayed request cannot steal another's messages.
+func (s *session) attach(exclusive bool) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gone {
-		return nil, ErrUnknownSession
+		return 0, protocol.ErrUnknownSession
 	}
-	if s.attach != 0 && s.exclusive {
-		return nil, ErrConflict
+	if s.attached != 0 && s.exclusive {
+		return 0, protocol.ErrConflict
 	}
 	s.gens++
-	s.attach = s.gens
+	s.attached = s.gens
 	s.exclusive = exclusive
 	if s.grace != nil && s.closed == nil {
 		s.grace.Stop()
 		s.grace = nil
 	}
 	s.signalLocked() // wakes a superseded attachment
-	return &Attachment{s: s, gen: s.gens}, nil
+	return s.gens, nil
 }
 
-// maxBatch bounds the entries one Next returns, so that a stream far
+// maxBatch bounds the entries one read returns, so that a stream far
 // behind catches up in writes of bounded size.
 const maxBatch = 256
 
-// Next waits until there are entries after the cursor, the connection has
-// closed, the attachment was superseded, or ctx ends, and returns them.
-// Returning an entry counts it as delivered.
-func (a *Attachment) Next(ctx context.Context, after uint64) (Batch, error) {
-	s := a.s
+// read waits until there are entries after the cursor, the connection
+// has closed, the attachment gen was superseded, or ctx ends, and returns
+// them. Returning an entry counts it as delivered.
+func (s *session) read(ctx context.Context, gen, after uint64) (batch, error) {
 	for {
 		s.mu.Lock()
-		if s.attach != a.gen {
+		if s.attached != gen {
 			s.mu.Unlock()
-			return Batch{}, ErrSuperseded
+			return batch{}, protocol.ErrSuperseded
 		}
 		if after >= s.next {
 			after = s.next - 1 // a cursor from the future: nothing was missed
 		}
-		var b Batch
+		var b batch
 		i := 0
 		if len(s.entries) > 0 {
-			first := s.entries[0].Seq
+			first := s.entries[0].seq
 			if after+1 < first {
-				b.Gap, b.GapAfter = true, after
+				b.gap, b.gapAfter = true, after
 			} else {
 				i = int(after + 1 - first)
 			}
 		} else if after+1 < s.next {
-			b.Gap, b.GapAfter = true, after
+			b.gap, b.gapAfter = true, after
 		}
 		end := min(len(s.entries), i+maxBatch)
 		taken := false
 		if i < end {
-			b.Entries = append([]Entry(nil), s.entries[i:end]...)
-			if last := b.Entries[len(b.Entries)-1].Seq; last > s.delivered {
-				s.undelivered.Add(-int64(min(last, s.next-1) - max(s.delivered, s.entries[0].Seq-1)))
+			b.entries = append([]entry(nil), s.entries[i:end]...)
+			if last := b.entries[len(b.entries)-1].seq; last > s.delivered {
+				s.undelivered.Add(-int64(min(last, s.next-1) - max(s.delivered, s.entries[0].seq-1)))
 				s.delivered = last
 				s.signalLocked() // a Write may wait for room
 				taken = true
 			}
 		}
 		if s.closed != nil && end == len(s.entries) {
-			b.Close = s.closed
+			b.close = s.closed
 		}
-		if len(b.Entries) > 0 || b.Gap || b.Close != nil {
+		if len(b.entries) > 0 || b.gap || b.close != nil {
 			s.mu.Unlock()
 			if taken {
 				s.c.wakeSenders() // a catch-up may wait for the backlog to drain
@@ -316,22 +288,21 @@ func (a *Attachment) Next(ctx context.Context, after uint64) (Batch, error) {
 		select {
 		case <-wake:
 		case <-ctx.Done():
-			return Batch{}, ctx.Err()
+			return batch{}, ctx.Err()
 		}
 	}
 }
 
-// Detach ends the attachment. A session left with no attachment waits
+// detach ends the attachment gen. A session left with no attachment waits
 // Options.ResumeWindow for one before its connection closes with
 // CloseAbnormal and the cause ErrResumeTimeout.
-func (a *Attachment) Detach() {
-	s := a.s
+func (s *session) detach(gen uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.attach != a.gen {
+	if s.attached != gen {
 		return
 	}
-	s.attach = 0
+	s.attached = 0
 	s.exclusive = false
 	s.signalLocked() // a Write waiting for this attachment drops instead
 	if s.closed == nil && s.grace == nil {
@@ -396,3 +367,27 @@ func (s *session) post(seq uint64, m Message) error {
 const maxPending = 64
 
 var errTooFarAhead = errors.New("realtime: message sequence number too far ahead")
+
+// errNoSession is what attaching to a connection that is not a session
+// returns.
+var errNoSession = errors.New("realtime: not a session")
+
+// openSession makes c a session bound to r, registers its token with the
+// route and runs Open on a goroutine of its own (see wire.Link), and
+// returns the token.
+func (c *Conn) openSession(r *http.Request) string {
+	s := newSession(c, r)
+	c.sess = s
+	rt := c.route
+	rt.mu.Lock()
+	rt.sessions[s.token] = s
+	rt.mu.Unlock()
+	// Until a transport attaches, the session is as good as dropped: a
+	// client that opens a long-poll session and never polls must not hold
+	// it forever.
+	s.mu.Lock()
+	s.grace = c.opts.Clock.AfterFunc(c.opts.ResumeWindow, s.detachedTimeout)
+	s.mu.Unlock()
+	c.startSession(s)
+	return s.token
+}

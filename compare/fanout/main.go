@@ -8,7 +8,7 @@
 // For each mode the command re-executes itself twice. A server process
 // (-role server) serves an rtkit route (WebSocket, or SSE with -transport
 // sse) whose OnOpen subscribes every connection to topic "t" of one
-// realtime.Topics. On the parent's word it sends -messages messages of
+// topics.Topics. On the parent's word it sends -messages messages of
 // -size bytes to every connection, in one of two modes:
 //
 //   - shared: Topics.Publish, the normal path. The topic builds each
@@ -67,8 +67,8 @@ import (
 
 	"github.com/rtkit/rtkit/compare/internal/harness"
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
 	"github.com/rtkit/rtkit/transports/sse"
-	_ "github.com/rtkit/rtkit/transports/websocket"
 )
 
 // Modes, in the order they run by default.
@@ -175,7 +175,7 @@ func payload(i, size int) string {
 // baseline sends the very same bytes.
 func envelopeBytes(i, size int) []byte {
 	data := payload(i, size)
-	b, _ := json.Marshal(realtime.Envelope{Topic: topicName, Seq: uint64(i), Data: &data})
+	b, _ := json.Marshal(topics.Envelope{Topic: topicName, Seq: uint64(i), Data: &data})
 	return b
 }
 
@@ -488,7 +488,7 @@ func serve(cfg serverConfig, stdin io.Reader, stdout io.Writer) error {
 		return fmt.Errorf("unknown transport %q", cfg.transport)
 	}
 	out := &lineWriter{w: stdout}
-	ts := realtime.NewTopics(nil)
+	ts := topics.New(nil)
 	var (
 		subscribed atomic.Int64
 		shutting   atomic.Bool
@@ -518,7 +518,7 @@ func serve(cfg serverConfig, stdin io.Reader, stdout io.Writer) error {
 		},
 	}
 	rt := realtime.NewRoute(h, &realtime.Options{
-		Transports: []realtime.Kind{kind},
+		Transports: []realtime.Transport{harness.Transport(kind)},
 		SendQueue:  sendQueue,
 		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
@@ -597,7 +597,7 @@ func serve(cfg serverConfig, stdin io.Reader, stdout io.Writer) error {
 }
 
 // publish sends every subscriber messages 1..n in the given mode.
-func publish(mode string, ts *realtime.Topics, rt *realtime.Route, n, size int) error {
+func publish(mode string, ts *topics.Topics, rt *realtime.Route, n, size int) error {
 	switch mode {
 	case modeShared:
 		for i := 1; i <= n; i++ {

@@ -55,8 +55,6 @@ import (
 
 	"github.com/rtkit/rtkit/compare/internal/harness"
 	"github.com/rtkit/rtkit/realtime"
-	_ "github.com/rtkit/rtkit/transports/sse"
-	_ "github.com/rtkit/rtkit/transports/websocket"
 )
 
 // Modes, in the order they are measured by default.
@@ -323,7 +321,7 @@ func serve(mode string, stdin io.Reader, stdout io.Writer) error {
 			kind = realtime.SSE
 		}
 		rt := realtime.NewRoute(realtime.Funcs{}, &realtime.Options{
-			Transports: []realtime.Kind{kind},
+			Transports: []realtime.Transport{harness.Transport(kind)},
 			Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})
 		h, count = rt, rt.Len

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
 )
 
 // command is what the page sends: join a conversation (conv "" asks the
@@ -42,7 +43,7 @@ const maxPrompt = 2000
 // agent serves the conversations: the handler only records commands and
 // who watches what; the answers run in the registry.
 type agent struct {
-	topics *realtime.Topics
+	topics *topics.Topics
 	convs  *conversations
 	// opened counts the connections opened (tests read it).
 	opened atomic.Int64

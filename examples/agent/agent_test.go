@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
 	"github.com/rtkit/rtkit/testing/realtimetest"
 )
 
@@ -14,7 +15,7 @@ import (
 type reply struct {
 	joined
 	problem
-	realtime.Envelope
+	topics.Envelope
 }
 
 // peer is an in-memory connection to the agent's handler.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/testing/browsertest"
+	"github.com/rtkit/rtkit/transports"
 )
 
 func TestMain(m *testing.M) {
@@ -31,7 +32,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var transports = []string{"websocket", "sse", "longpoll"}
+var kinds = []string{"websocket", "sse", "longpoll"}
 
 // gate holds an answer before token at until free is closed or the run's
 // context ends, so that a test acts mid-answer whatever the machine's load.
@@ -73,7 +74,7 @@ type server struct {
 // silent for 600 ms more is dead (slack for a loaded machine), so that a
 // model thinking for 2 s outlasts several keepalive periods.
 func quick() realtime.Options {
-	o := realtime.Messaging
+	o := transports.Messaging
 	o.PingInterval = 200 * time.Millisecond
 	o.PongTimeout = 600 * time.Millisecond
 	return o
@@ -203,7 +204,7 @@ func TestSlowFirstTokenInBrowser(t *testing.T) {
 	if first <= 2*(o.PingInterval+o.PongTimeout) {
 		t.Fatal("the first token must come after PingInterval+PongTimeout")
 	}
-	for _, tr := range transports {
+	for _, tr := range kinds {
 		t.Run(tr, func(t *testing.T) {
 			s := startServer(t, settings{firstToken: first, tokenDelay: 5 * time.Millisecond, grace: grace}, nil)
 			p := openPage(t, s, tr)
@@ -233,7 +234,7 @@ func TestSlowFirstTokenInBrowser(t *testing.T) {
 // Stop mid-answer: the server cancels the run's context at once, the model
 // returns, the end event says stopped, and no token follows it.
 func TestStopInBrowser(t *testing.T) {
-	for _, tr := range transports {
+	for _, tr := range kinds {
 		t.Run(tr, func(t *testing.T) {
 			g := newGate(5)
 			s := startServer(t, settings{firstToken: 10 * time.Millisecond, tokenDelay: 5 * time.Millisecond, grace: grace}, g)
@@ -279,7 +280,7 @@ func TestStopInBrowser(t *testing.T) {
 // from its topic's history and follows the answer live; it shows the whole
 // answer exactly once, and the model ran once.
 func TestReloadInBrowser(t *testing.T) {
-	for _, tr := range transports {
+	for _, tr := range kinds {
 		t.Run(tr, func(t *testing.T) {
 			g := newGate(5)
 			// A long grace: the reload must come back within it, however
@@ -324,7 +325,7 @@ func TestReloadInBrowser(t *testing.T) {
 // again later): the page joins again after the last seq it saw, so nothing
 // is replayed twice and the answer completes exactly once.
 func TestReconnectInBrowser(t *testing.T) {
-	for _, tr := range transports {
+	for _, tr := range kinds {
 		t.Run(tr, func(t *testing.T) {
 			g := newGate(5)
 			s := startServer(t, settings{firstToken: 10 * time.Millisecond, tokenDelay: 5 * time.Millisecond, grace: 10 * time.Second}, g)
@@ -364,7 +365,7 @@ func TestReconnectInBrowser(t *testing.T) {
 // grace period the run is abandoned and the model's context cancelled.
 func TestTabClosedInBrowser(t *testing.T) {
 	const grace = 300 * time.Millisecond
-	for _, tr := range transports {
+	for _, tr := range kinds {
 		t.Run(tr, func(t *testing.T) {
 			g := newGate(5)
 			s := startServer(t, settings{firstToken: 10 * time.Millisecond, tokenDelay: 5 * time.Millisecond, grace: grace}, g)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
 )
 
 // event is what a run publishes on its conversation's topic, one JSON
@@ -53,7 +54,7 @@ const publishTimeout = 5 * time.Second
 // A conversation runs one answer at a time; the next one's start event
 // follows the previous one's end event.
 type conversations struct {
-	topics *realtime.Topics
+	topics *topics.Topics
 	model  *model
 	grace  time.Duration
 	clock  realtime.Clock // times the grace period; tests set a fake one
@@ -100,12 +101,12 @@ type runReport struct {
 	StopLatency time.Duration
 }
 
-// newConversations returns a registry that publishes on topics, answers
-// with m and abandons a run nobody watched for grace.
-func newConversations(topics *realtime.Topics, m *model, grace time.Duration) *conversations {
+// newConversations returns a registry that publishes on ts, answers with
+// m and abandons a run nobody watched for grace.
+func newConversations(ts *topics.Topics, m *model, grace time.Duration) *conversations {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	return &conversations{
-		topics: topics,
+		topics: ts,
 		model:  m,
 		grace:  grace,
 		clock:  wallClock{},

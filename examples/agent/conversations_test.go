@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
 	"github.com/rtkit/rtkit/testing/realtimetest"
 )
 
@@ -24,7 +24,7 @@ type registry struct {
 	t      *testing.T
 	cs     *conversations
 	model  *model
-	broker *realtime.MemoryBroker
+	broker *topics.MemoryBroker
 	clock  *realtimetest.Clock
 	ended  chan runReport
 	held   chan int      // the token index the model waits before
@@ -37,7 +37,7 @@ func newRegistry(t *testing.T, holdAt int) *registry {
 	t.Helper()
 	r := &registry{
 		t:      t,
-		broker: realtime.NewMemoryBroker(&realtime.MemoryOptions{History: history}),
+		broker: topics.NewMemoryBroker(&topics.MemoryOptions{History: history}),
 		clock:  realtimetest.NewClock(time.Now()),
 		ended:  make(chan runReport, 16),
 		held:   make(chan int, 16),
@@ -55,7 +55,7 @@ func newRegistry(t *testing.T, holdAt int) *registry {
 			return context.Cause(ctx)
 		}
 	}}
-	r.cs = newConversations(realtime.NewTopics(r.broker), r.model, grace)
+	r.cs = newConversations(topics.New(r.broker), r.model, grace)
 	r.cs.clock = r.clock
 	r.cs.log = slog.New(slog.DiscardHandler)
 	r.cs.ended = func(rep runReport) { r.ended <- rep }

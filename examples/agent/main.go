@@ -29,9 +29,8 @@ import (
 	"github.com/rtkit/rtkit/examples/internal/serve"
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtjs"
-	_ "github.com/rtkit/rtkit/transports/longpoll"
-	_ "github.com/rtkit/rtkit/transports/sse"
-	_ "github.com/rtkit/rtkit/transports/websocket"
+	"github.com/rtkit/rtkit/realtime/topics"
+	"github.com/rtkit/rtkit/transports"
 )
 
 //go:embed index.html
@@ -52,7 +51,7 @@ func main() {
 	flag.DurationVar(&s.grace, "grace", 3*time.Second, "how long an answer goes on once nobody watches its conversation")
 	flag.Parse()
 	serve.Main("agent", func(ctx context.Context, ready func(string)) error {
-		return run(ctx, *addr, newApp(s), realtime.Messaging, ready)
+		return run(ctx, *addr, newApp(s), transports.Messaging, ready)
 	})
 }
 
@@ -63,7 +62,7 @@ const history = 10000
 // app is the example's server side: the topics the conversations live on,
 // the model and the registry that runs answers.
 type app struct {
-	broker *realtime.MemoryBroker
+	broker *topics.MemoryBroker
 	agent  *agent
 	model  *model
 	convs  *conversations
@@ -71,11 +70,11 @@ type app struct {
 }
 
 func newApp(s settings) *app {
-	broker := realtime.NewMemoryBroker(&realtime.MemoryOptions{History: history})
-	topics := realtime.NewTopics(broker)
+	broker := topics.NewMemoryBroker(&topics.MemoryOptions{History: history})
+	ts := topics.New(broker)
 	m := &model{firstToken: s.firstToken, tokenDelay: s.tokenDelay}
-	convs := newConversations(topics, m, s.grace)
-	return &app{broker: broker, agent: &agent{topics: topics, convs: convs}, model: m, convs: convs}
+	convs := newConversations(ts, m, s.grace)
+	return &app{broker: broker, agent: &agent{topics: ts, convs: convs}, model: m, convs: convs}
 }
 
 // close stops the answers still running, then the broker. Call it after the
@@ -98,7 +97,7 @@ func (a *app) mux(srv *realtime.Server, o realtime.Options) *http.ServeMux {
 
 // run serves a until ctx ends, then closes every connection with "going
 // away", waits for the handlers (at most five seconds) and stops the answers
-// still running. o is the route's options: realtime.Messaging, WebSocket
+// still running. o is the route's options: transports.Messaging, WebSocket
 // first, then SSE and long-polling.
 func run(ctx context.Context, addr string, a *app, o realtime.Options, ready func(url string)) error {
 	defer a.close()

@@ -10,7 +10,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/transports"
 )
 
 // run serves the example until its context ends; then it closes the
@@ -26,7 +26,7 @@ func TestRunShutsDownAnswers(t *testing.T) {
 	defer cancel()
 	urls := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, "127.0.0.1:0", a, realtime.Messaging, func(u string) { urls <- u }) }()
+	go func() { done <- run(ctx, "127.0.0.1:0", a, transports.Messaging, func(u string) { urls <- u }) }()
 	var base string
 	select {
 	case base = <-urls:

@@ -1,6 +1,6 @@
 // Command api serves a JSON calculator over plain HTTP with the same
 // handler type as the realtime examples: the route uses the
-// realtime.RequestResponse preset, so each POST runs the handler's Open,
+// transports.RequestResponse preset, so each POST runs the handler's Open,
 // Message (the request body) and Close, and the response is what the
 // handler sent (see transports/PROTOCOL.md, "Request/response").
 //
@@ -24,7 +24,7 @@ import (
 
 	"github.com/rtkit/rtkit/examples/internal/serve"
 	"github.com/rtkit/rtkit/realtime"
-	_ "github.com/rtkit/rtkit/transports/longpoll" // registers request/response (realtime.HTTP)
+	"github.com/rtkit/rtkit/transports"
 )
 
 //go:embed index.html
@@ -38,7 +38,7 @@ func main() {
 
 // newMux returns the example's routes, owned by srv: the page and /calc.
 func newMux(srv *realtime.Server) *http.ServeMux {
-	o := realtime.RequestResponse
+	o := transports.RequestResponse
 	mux := http.NewServeMux()
 	mux.Handle("/calc", srv.Route(calculator, &o))
 	mux.Handle("GET /{$}", serve.Page(page))

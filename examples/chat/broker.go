@@ -4,15 +4,15 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
 )
 
 // openBroker returns the broker a URL names: "" or "memory" for the
 // in-process one; nats:// and redis:// for a cluster.
-func openBroker(url string) (realtime.Broker, func(), error) {
+func openBroker(url string) (topics.Broker, func(), error) {
 	switch {
 	case url == "" || url == "memory":
-		b := realtime.NewMemoryBroker(nil)
+		b := topics.NewMemoryBroker(nil)
 		return b, func() { b.Close() }, nil
 	case strings.HasPrefix(url, "nats://"):
 		return openNATS(url)

@@ -4,15 +4,15 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/broker/natsbroker"
 	"github.com/rtkit/rtkit/realtime/broker/redisbroker"
+	"github.com/rtkit/rtkit/realtime/topics"
 )
 
 // openNATS connects to a NATS server with JetStream. The client does not
 // buffer publishes while disconnected (ReconnectBufSize -1): a message
 // either reaches the server or its sender hears an error.
-func openNATS(url string) (realtime.Broker, func(), error) {
+func openNATS(url string) (topics.Broker, func(), error) {
 	nc, err := nats.Connect(url, nats.Name("rtkit chat"), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1))
 	if err != nil {
 		return nil, nil, err
@@ -26,7 +26,7 @@ func openNATS(url string) (realtime.Broker, func(), error) {
 }
 
 // openRedis connects to a Redis server.
-func openRedis(url string) (realtime.Broker, func(), error) {
+func openRedis(url string) (topics.Broker, func(), error) {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, nil, err

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
 )
 
 // command is what a client sends: join a room (resuming after the last
@@ -39,7 +40,7 @@ const maxText = 2000
 // there gets a join envelope, and a leave one when the connection goes);
 // a message is published once and fanned out to every member on every
 // node that shares the broker.
-func newChat(ts *realtime.Topics) realtime.Handler {
+func newChat(ts *topics.Topics) realtime.Handler {
 	return realtime.Funcs{
 		OnMessage: func(c *realtime.Conn, m realtime.Message) error {
 			var cmd command

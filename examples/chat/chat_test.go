@@ -12,6 +12,7 @@ import (
 
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtclient"
+	"github.com/rtkit/rtkit/realtime/topics"
 )
 
 func ctxT(t *testing.T) context.Context {
@@ -26,7 +27,7 @@ type chatNode struct {
 	srv *realtime.Server
 }
 
-func startNode(t *testing.T, broker realtime.Broker, a *auth) *chatNode {
+func startNode(t *testing.T, broker topics.Broker, a *auth) *chatNode {
 	t.Helper()
 	n := &chatNode{srv: &realtime.Server{}}
 	hs := httptest.NewServer(newMux(n.srv, broker, a))
@@ -69,20 +70,20 @@ func send(t *testing.T, c *rtclient.Conn, v any) {
 	}
 }
 
-func next(t *testing.T, c *rtclient.Conn) realtime.Envelope {
+func next(t *testing.T, c *rtclient.Conn) topics.Envelope {
 	t.Helper()
 	m, err := c.Receive(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var env realtime.Envelope
+	var env topics.Envelope
 	if err := json.Unmarshal(m.Data, &env); err != nil {
 		t.Fatalf("%s: %v", m.Data, err)
 	}
 	return env
 }
 
-func postOf(t *testing.T, env realtime.Envelope) post {
+func postOf(t *testing.T, env topics.Envelope) post {
 	t.Helper()
 	if env.Data == nil {
 		t.Fatalf("not a message: %+v", env)
@@ -93,7 +94,7 @@ func postOf(t *testing.T, env realtime.Envelope) post {
 }
 
 func TestUnauthorized(t *testing.T) {
-	n := startNode(t, realtime.NewMemoryBroker(nil), newAuth(""))
+	n := startNode(t, topics.NewMemoryBroker(nil), newAuth(""))
 	for _, token := range []string{"", "bob.forged"} {
 		req, _ := http.NewRequest(http.MethodGet, n.url+"/chat", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -113,7 +114,7 @@ func TestUnauthorized(t *testing.T) {
 }
 
 func TestChatRoomsHistoryAndPresence(t *testing.T) {
-	n := startNode(t, realtime.NewMemoryBroker(nil), newAuth(""))
+	n := startNode(t, topics.NewMemoryBroker(nil), newAuth(""))
 	ada := n.dial(t, n.login(t, "ada"), realtime.WebSocket)
 	send(t, ada, command{Join: "general"})
 	if env := next(t, ada); env.Presence != "join" || string(env.Member.Info) != `{"name":"ada"}` {
@@ -165,7 +166,7 @@ func TestChatRoomsHistoryAndPresence(t *testing.T) {
 // Two nodes share a broker: a message said on node B reaches a member on
 // node A, and a long-poll session opened on A is served through B.
 func TestTwoNodes(t *testing.T) {
-	broker := realtime.NewMemoryBroker(nil)
+	broker := topics.NewMemoryBroker(nil)
 	a := newAuth("shared secret")
 	nodeA, nodeB := startNode(t, broker, a), startNode(t, broker, a)
 	ada := nodeA.dial(t, nodeA.login(t, "ada"), realtime.WebSocket)

@@ -23,9 +23,8 @@ import (
 	"github.com/rtkit/rtkit/examples/internal/serve"
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtjs"
-	_ "github.com/rtkit/rtkit/transports/longpoll"
-	_ "github.com/rtkit/rtkit/transports/sse"
-	_ "github.com/rtkit/rtkit/transports/websocket"
+	"github.com/rtkit/rtkit/realtime/topics"
+	"github.com/rtkit/rtkit/transports"
 )
 
 //go:embed index.html
@@ -51,14 +50,14 @@ func run(ctx context.Context, addr, brokerURL string, ready func(url string)) er
 }
 
 // newMux returns the chat's routes.
-func newMux(srv *realtime.Server, broker realtime.Broker, a *auth) *http.ServeMux {
-	o := realtime.Messaging // WebSocket, then SSE, then long-polling
-	o.Identity = identity   // a session token works only for its user
+func newMux(srv *realtime.Server, broker topics.Broker, a *auth) *http.ServeMux {
+	o := transports.Messaging // WebSocket, then SSE, then long-polling
+	o.Identity = identity     // a session token works only for its user
 	if relay, ok := broker.(realtime.Relay); ok {
 		o.Relay = relay
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/chat", a.middleware(srv.Route(newChat(realtime.NewTopics(broker)), &o)))
+	mux.Handle("/chat", a.middleware(srv.Route(newChat(topics.New(broker)), &o)))
 	mux.HandleFunc("POST /login", a.login)
 	mux.Handle(rtjs.Path, rtjs.Handler())
 	mux.Handle("GET /{$}", serve.Page(page))

@@ -14,9 +14,9 @@ import (
 	"github.com/rtkit/rtkit/examples/internal/serve"
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtjs"
-	_ "github.com/rtkit/rtkit/transports/longpoll"
-	_ "github.com/rtkit/rtkit/transports/sse"
-	_ "github.com/rtkit/rtkit/transports/websocket"
+	"github.com/rtkit/rtkit/transports/longpoll"
+	"github.com/rtkit/rtkit/transports/sse"
+	"github.com/rtkit/rtkit/transports/websocket"
 )
 
 //go:embed index.html
@@ -30,7 +30,12 @@ func main() {
 
 // options serves /echo over every transport; the page picks one.
 var options = realtime.Options{
-	Transports: []realtime.Kind{realtime.WebSocket, realtime.SSE, realtime.LongPoll, realtime.HTTP},
+	Transports: []realtime.Transport{
+		websocket.New(websocket.Options{}),
+		sse.New(sse.Options{}),
+		longpoll.New(longpoll.Options{}),
+		longpoll.NewRequestResponse(),
+	},
 }
 
 // newMux returns the example's routes, owned by srv.

@@ -25,9 +25,7 @@ import (
 	"github.com/rtkit/rtkit/examples/internal/serve"
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtjs"
-	_ "github.com/rtkit/rtkit/transports/longpoll"
-	_ "github.com/rtkit/rtkit/transports/sse"
-	_ "github.com/rtkit/rtkit/transports/websocket"
+	"github.com/rtkit/rtkit/transports"
 )
 
 //go:embed index.html
@@ -52,7 +50,7 @@ func main() {
 // newMux returns the example's routes, owned by srv: the page, the browser
 // client and /echo behind the middleware cfg asks for.
 func newMux(srv *realtime.Server, cfg config) *http.ServeMux {
-	o := realtime.Messaging // WebSocket, then SSE, then long-polling
+	o := transports.Messaging // WebSocket, then SSE, then long-polling
 	var echo http.Handler = srv.Route(newEcho(echoAgent), &o)
 	if cfg.bufferStreams {
 		echo = bufferStreams(echo)

@@ -2,7 +2,7 @@
 // background goroutine samples the process and the host once a second
 // (process CPU % from getrusage deltas, Go heap from runtime.MemStats,
 // the host's load average from /proc/loadavg) and publishes each sample
-// on the realtime.Topics topic "metrics". Every dashboard subscribes in
+// on the topics.Topics topic "metrics". Every dashboard subscribes in
 // its handler's Open, replaying the last minute first, so all of them draw
 // the same chart; the page draws it in hand-written SVG.
 //
@@ -24,9 +24,8 @@ import (
 	"github.com/rtkit/rtkit/examples/internal/serve"
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtjs"
-	_ "github.com/rtkit/rtkit/transports/longpoll"
-	_ "github.com/rtkit/rtkit/transports/sse"
-	_ "github.com/rtkit/rtkit/transports/websocket"
+	"github.com/rtkit/rtkit/realtime/topics"
+	"github.com/rtkit/rtkit/transports"
 )
 
 //go:embed index.html
@@ -44,8 +43,8 @@ const history = 60
 
 // newMux returns the example's routes, owned by srv: the page, the browser
 // client and /metrics, where dashboards subscribe to ts.
-func newMux(srv *realtime.Server, ts *realtime.Topics) *http.ServeMux {
-	o := realtime.Dashboard // SSE first; the oldest update is dropped for a slow screen
+func newMux(srv *realtime.Server, ts *topics.Topics) *http.ServeMux {
+	o := transports.Dashboard // SSE first; the oldest update is dropped for a slow screen
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", srv.Route(newDashboard(ts), &o))
 	mux.Handle(rtjs.Path, rtjs.Handler())
@@ -57,7 +56,7 @@ func newMux(srv *realtime.Server, ts *realtime.Topics) *http.ServeMux {
 // every connection with "going away" and waits for the handlers, at most
 // five seconds.
 func run(ctx context.Context, addr string, every time.Duration, ready func(url string)) error {
-	ts := realtime.NewTopics(realtime.NewMemoryBroker(&realtime.MemoryOptions{History: history}))
+	ts := topics.New(topics.NewMemoryBroker(&topics.MemoryOptions{History: history}))
 	// The one publisher, owned by run: it stops when run returns (ctx
 	// ended, or the server failed), and run waits for it.
 	pctx, stopPublisher := context.WithCancel(ctx)

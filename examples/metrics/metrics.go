@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
 )
 
 // topic is where samples are published.
@@ -97,7 +98,7 @@ func readLoadavg() (float64, bool) {
 }
 
 // publish samples every interval and publishes on topic until ctx ends.
-func publish(ctx context.Context, ts *realtime.Topics, every time.Duration, s *sampler) {
+func publish(ctx context.Context, ts *topics.Topics, every time.Duration, s *sampler) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -118,7 +119,7 @@ func publish(ctx context.Context, ts *realtime.Topics, every time.Duration, s *s
 // last minute), then every new one. Nothing to do on close: Topics
 // unsubscribes a closed connection. Dashboards send nothing; the route's
 // small ReadLimit bounds what they could.
-func newDashboard(ts *realtime.Topics) realtime.Handler {
+func newDashboard(ts *topics.Topics) realtime.Handler {
 	return realtime.Funcs{
 		OnOpen: func(c *realtime.Conn) error {
 			return ts.Resume(c, topic, 0)

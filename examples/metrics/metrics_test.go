@@ -12,6 +12,7 @@ import (
 
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtclient"
+	"github.com/rtkit/rtkit/realtime/topics"
 	"github.com/rtkit/rtkit/testing/realtimetest"
 )
 
@@ -58,7 +59,7 @@ func checkSample(t *testing.T, s sample) {
 func TestDashboard(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ts := realtime.NewTopics(realtime.NewMemoryBroker(&realtime.MemoryOptions{History: history}))
+	ts := topics.New(topics.NewMemoryBroker(&topics.MemoryOptions{History: history}))
 	for i := 1; i <= 3; i++ {
 		ts.Publish(ctx, topic, realtime.Text(`{"cpu":`+string(rune('0'+i))+`}`))
 	}
@@ -69,7 +70,7 @@ func TestDashboard(t *testing.T) {
 	defer c.Close(realtime.CloseNormal, "")
 	ts.Publish(ctx, topic, realtime.Text(`{"cpu":4}`))
 	for i := 1; i <= 4; i++ {
-		var env realtime.Envelope
+		var env topics.Envelope
 		if err := c.ReceiveJSON(ctx, &env); err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +116,7 @@ func TestRun(t *testing.T) {
 		// read returns what arrived up to seq until, checking order.
 		read := func(until uint64) seen {
 			for last < until {
-				var env realtime.Envelope
+				var env topics.Envelope
 				m, err := c.Receive(rctx)
 				if err == nil {
 					err = json.Unmarshal(m.Data, &env)

@@ -22,9 +22,7 @@ import (
 	"github.com/rtkit/rtkit/examples/internal/serve"
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtjs"
-	_ "github.com/rtkit/rtkit/transports/longpoll"
-	_ "github.com/rtkit/rtkit/transports/sse"
-	_ "github.com/rtkit/rtkit/transports/websocket"
+	"github.com/rtkit/rtkit/transports"
 )
 
 //go:embed index.html
@@ -40,7 +38,7 @@ func main() {
 // newMux returns the example's routes, owned by srv: the page, the browser
 // client and /notifications.
 func newMux(srv *realtime.Server, every time.Duration) *http.ServeMux {
-	o := realtime.Dashboard // SSE first; copy the preset before changing it
+	o := transports.Dashboard // SSE first; copy the preset before changing it
 	mux := http.NewServeMux()
 	mux.Handle("/notifications", srv.Route(newNotifier(every, time.Now), &o))
 	mux.Handle(rtjs.Path, rtjs.Handler())

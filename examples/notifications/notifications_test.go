@@ -86,7 +86,9 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var neg realtime.Negotiation
+	var neg struct {
+		Transports []struct{ Transport realtime.Kind }
+	}
 	json.NewDecoder(resp.Body).Decode(&neg)
 	resp.Body.Close()
 	if len(neg.Transports) == 0 || neg.Transports[0].Transport != realtime.SSE {

@@ -1,5 +1,5 @@
 // Command progress runs long jobs that report their progress to the page
-// that started them, over SSE (the realtime.Progress preset: SSE first,
+// that started them, over SSE (the transports.Progress preset: SSE first,
 // then long-polling, then WebSocket, with a deep resume buffer).
 //
 // The page sends {"start": N}; the handler runs the job with Conn.Go, so
@@ -27,9 +27,7 @@ import (
 	"github.com/rtkit/rtkit/examples/internal/serve"
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtjs"
-	_ "github.com/rtkit/rtkit/transports/longpoll"
-	_ "github.com/rtkit/rtkit/transports/sse"
-	_ "github.com/rtkit/rtkit/transports/websocket"
+	"github.com/rtkit/rtkit/transports"
 )
 
 //go:embed index.html
@@ -45,7 +43,7 @@ func main() {
 // newMux returns the example's routes, owned by srv: the page, the browser
 // client and /jobs.
 func newMux(srv *realtime.Server, step time.Duration) *http.ServeMux {
-	o := realtime.Progress
+	o := transports.Progress
 	j := &jobs{clock: wallClock{}, step: step}
 	mux := http.NewServeMux()
 	mux.Handle("/jobs", srv.Route(j.handler(), &o))

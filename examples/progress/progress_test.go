@@ -15,6 +15,7 @@ import (
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtclient"
 	"github.com/rtkit/rtkit/testing/realtimetest"
+	"github.com/rtkit/rtkit/transports"
 )
 
 // report is any message of the jobs route.
@@ -107,7 +108,7 @@ func TestCloseCancelsJob(t *testing.T) {
 // The same over a real SSE stream: the client closes mid-job.
 func TestCloseCancelsJobOverSSE(t *testing.T) {
 	j, ended := newJobs(wallClock{}, 10*time.Millisecond)
-	o := realtime.Progress
+	o := transports.Progress
 	srv := realtimetest.NewServer(j.handler(), &o)
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/transports/longpoll"
+	"github.com/rtkit/rtkit/transports/sse"
 )
 
 // statusWriter records the status of a response.
@@ -20,6 +22,11 @@ func (w *statusWriter) WriteHeader(code int) { w.status = code; w.ResponseWriter
 func (w *statusWriter) Flush()               { http.NewResponseController(w.ResponseWriter).Flush() }
 func (w *statusWriter) Unwrap() http.ResponseWriter {
 	return w.ResponseWriter
+}
+
+var server = map[realtime.Kind]realtime.Transport{
+	realtime.SSE:      sse.New(sse.Options{}),
+	realtime.LongPoll: longpoll.New(longpoll.Options{}),
 }
 
 // A POST refused with 429 because the handler is behind is sent again,
@@ -41,7 +48,7 @@ func TestBusyServerIsRetried(t *testing.T) {
 				mu.Unlock()
 				handled <- struct{}{}
 				return nil
-			}}, &realtime.Options{Transports: []realtime.Kind{kind}, Inbox: 1})
+			}}, &realtime.Options{Transports: []realtime.Transport{server[kind]}, Inbox: 1})
 			refused := make(chan struct{}, 16)
 			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				sw := &statusWriter{ResponseWriter: w}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/internal/protocol"
 )
 
 // transport is one attempt at one transport, from a successful connect to
@@ -221,7 +222,7 @@ func (c *Conn) negotiate() error {
 		return nil
 	}
 	defer resp.Body.Close()
-	var n realtime.Negotiation
+	var n protocol.Negotiation
 	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Content-Type"), "json") ||
 		json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&n) != nil || len(n.Transports) == 0 {
 		c.log.Debug("rtclient: no negotiation", "status", resp.StatusCode)
@@ -240,7 +241,7 @@ func (c *Conn) negotiate() error {
 		case "wss":
 			u.Scheme = "https"
 		}
-		listed[ti.Transport] = u
+		listed[realtime.Kind(ti.Transport)] = u
 	}
 	var kinds []realtime.Kind
 	for _, k := range c.kinds {
@@ -686,7 +687,7 @@ func (c *Conn) Receive(ctx context.Context) (realtime.Message, error) {
 // realtime.ErrClosed if the connection was closed already, and an error
 // for a code a client may not send (such as 1006).
 func (c *Conn) Close(code int, reason string) error {
-	if !validCloseCode(code) {
+	if !protocol.ValidCloseCode(code) {
 		return fmt.Errorf("rtclient: invalid close code %d", code)
 	}
 	c.mu.Lock()

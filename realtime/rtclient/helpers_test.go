@@ -19,11 +19,17 @@ import (
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtclient"
 	_ "github.com/rtkit/rtkit/testing/realtimetest" // registers every transport
+	"github.com/rtkit/rtkit/transports/longpoll"
+	"github.com/rtkit/rtkit/transports/sse"
+	rtws "github.com/rtkit/rtkit/transports/websocket"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var allKinds = []realtime.Kind{realtime.WebSocket, realtime.SSE, realtime.LongPoll}
+
+// allServers are the route's side of allKinds, in the same order.
+var allServers = []realtime.Transport{rtws.New(rtws.Options{}), sse.New(sse.Options{}), longpoll.New(longpoll.Options{})}
 
 // recorder is the server side of a test: an echo handler that tells the
 // test what happened. A text message "bye" closes with 4001.
@@ -162,7 +168,7 @@ func newFixture(t *testing.T, o *realtime.Options) *fixture {
 		oo = *o
 	}
 	if oo.Transports == nil {
-		oo.Transports = []realtime.Kind{realtime.WebSocket, realtime.SSE, realtime.LongPoll}
+		oo.Transports = allServers
 	}
 	f := &fixture{rec: newRecorder()}
 	f.route = realtime.NewRoute(f.rec.handler(), &oo)

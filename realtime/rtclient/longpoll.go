@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/transports/longpoll"
 )
 
 // headerAck is longpoll.HeaderAck, without importing the server.
@@ -78,22 +79,6 @@ func (t *lpTransport) open(wd *watchdog) error {
 	}
 	t.heard.Store(true)
 	return c.newConnection(t.ctx, wd, o.Token)
-}
-
-// poll is the answer to a poll.
-type poll struct {
-	Messages []struct {
-		Seq  uint64 `json:"seq"`
-		Type string `json:"type"`
-		Data string `json:"data"`
-	} `json:"messages"`
-	Gap *struct {
-		After uint64 `json:"after"`
-	} `json:"gap"`
-	Close *struct {
-		Code   int    `json:"code"`
-		Reason string `json:"reason"`
-	} `json:"close"`
 }
 
 func (t *lpTransport) run() error {
@@ -165,7 +150,7 @@ func (t *lpTransport) run() error {
 }
 
 // poll makes one held GET.
-func (t *lpTransport) poll() (*poll, int, error) {
+func (t *lpTransport) poll() (*longpoll.Poll, int, error) {
 	c := t.c
 	token, ack := c.session()
 	req, err := c.newRequest(t.ctx, http.MethodGet, c.urls[realtime.LongPoll], nil)
@@ -194,7 +179,7 @@ func (t *lpTransport) poll() (*poll, int, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, resp.StatusCode, nil
 	}
-	var p poll
+	var p longpoll.Poll
 	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
 		return nil, 0, fmt.Errorf("rtclient: longpoll: %w", err)
 	}

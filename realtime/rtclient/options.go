@@ -242,14 +242,3 @@ func (e *StatusError) Error() string {
 	}
 	return s
 }
-
-// validCloseCode reports whether code may be sent by a client.
-func validCloseCode(code int) bool {
-	switch {
-	case code >= 3000 && code <= 4999:
-		return true
-	case code >= 1000 && code <= 1014:
-		return code != 1004 && code != realtime.CloseNoStatus && code != realtime.CloseAbnormal
-	}
-	return false
-}

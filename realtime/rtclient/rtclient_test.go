@@ -154,7 +154,7 @@ func TestFallbackSilentUpgrade(t *testing.T) {
 }
 
 func TestNegotiationSkipsUnlistedTransports(t *testing.T) {
-	f := newFixture(t, &realtime.Options{Transports: []realtime.Kind{realtime.LongPoll}})
+	f := newFixture(t, &realtime.Options{Transports: []realtime.Transport{allServers[2]}})
 	c := dial(t, f.ts.URL, nil)
 	if c.Transport() != realtime.LongPoll {
 		t.Fatalf("Transport() = %v", c.Transport())
@@ -431,7 +431,7 @@ func TestShutdownReconnects(t *testing.T) {
 		t.Run(string(k), func(t *testing.T) {
 			ctx := testContext(t)
 			rec := newRecorder()
-			o := &realtime.Options{Transports: allKinds}
+			o := &realtime.Options{Transports: allServers}
 			start := func(ln net.Listener) (*realtime.Route, *httptest.Server) {
 				rt := realtime.NewRoute(rec.handler(), o)
 				ts := httptest.NewUnstartedServer(rt)

@@ -179,12 +179,8 @@ func (t *sseTransport) handle(ev sse.Event) (session bool, err error) {
 	return false, nil
 }
 
-// eventSeq reads the seq of an event id "<token>.<seq>"; 0 when absent.
+// eventSeq reads the seq of an event id; 0 when it has none.
 func eventSeq(id string) uint64 {
-	i := strings.LastIndexByte(id, '.')
-	if i < 0 {
-		return 0
-	}
-	n, _ := strconv.ParseUint(id[i+1:], 10, 64)
-	return n
+	_, seq, _ := sse.ParseID(id)
+	return seq
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtgin"
-	_ "github.com/rtkit/rtkit/transports/websocket"
+	rtws "github.com/rtkit/rtkit/transports/websocket"
 	"go.uber.org/goleak"
 )
 
@@ -38,10 +38,10 @@ func setup(t *testing.T) (srv *httptest.Server, opened *atomic.Int32, status cha
 	route := realtime.NewRoute(realtime.Funcs{
 		OnOpen: func(c *realtime.Conn) error {
 			opened.Add(1)
-			user, _ := c.Value("user").(string)
+			user, _ := c.Value(rtgin.Key("user")).(string)
 			return c.SendText("hello " + user)
 		},
-	}, nil)
+	}, &realtime.Options{Transports: []realtime.Transport{rtws.New(rtws.Options{})}})
 	status = make(chan int, 4)
 	r := gin.New()
 	r.Use(func(c *gin.Context) { c.Next(); status <- c.Writer.Status() })

@@ -20,9 +20,9 @@ import (
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtjs"
 	"github.com/rtkit/rtkit/testing/browsertest"
-	_ "github.com/rtkit/rtkit/transports/longpoll"
-	_ "github.com/rtkit/rtkit/transports/sse"
-	_ "github.com/rtkit/rtkit/transports/websocket"
+	"github.com/rtkit/rtkit/transports/longpoll"
+	"github.com/rtkit/rtkit/transports/sse"
+	"github.com/rtkit/rtkit/transports/websocket"
 )
 
 func TestMain(m *testing.M) {
@@ -137,7 +137,7 @@ func newFixture(t *testing.T, proxy func(http.Handler) http.Handler) *fixture {
 
 func (f *fixture) newRoute() *realtime.Route {
 	return realtime.NewRoute(f.rec.handler(), &realtime.Options{
-		Transports: []realtime.Kind{realtime.WebSocket, realtime.SSE, realtime.LongPoll},
+		Transports: []realtime.Transport{websocket.New(websocket.Options{}), sse.New(sse.Options{}), longpoll.New(longpoll.Options{})},
 	})
 }
 

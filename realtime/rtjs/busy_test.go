@@ -15,6 +15,8 @@ import (
 
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtjs"
+	"github.com/rtkit/rtkit/transports/longpoll"
+	"github.com/rtkit/rtkit/transports/sse"
 )
 
 // post is one POST-back the server answered.
@@ -37,7 +39,7 @@ func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 // same Realtime-Seq after Retry-After: every message is handled once and in
 // order, and the client does not reconnect.
 func TestBusyServerIsRetried(t *testing.T) {
-	for _, kind := range []string{"sse", "longpoll"} {
+	for kind, server := range map[string]realtime.Transport{"sse": sse.New(sse.Options{}), "longpoll": longpoll.New(longpoll.Options{})} {
 		t.Run(kind, func(t *testing.T) {
 			release := make(chan struct{})
 			handled := make(chan string, 16)
@@ -52,7 +54,7 @@ func TestBusyServerIsRetried(t *testing.T) {
 					handled <- m.Text()
 					return nil
 				},
-			}, &realtime.Options{Transports: []realtime.Kind{realtime.Kind(kind)}, Inbox: 1})
+			}, &realtime.Options{Transports: []realtime.Transport{server}, Inbox: 1})
 
 			var mu sync.Mutex
 			var posts []post

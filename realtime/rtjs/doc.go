@@ -6,7 +6,7 @@
 //
 //	mux.Handle(rtjs.Path, rtjs.Handler())
 //	mux.Handle("/echo", realtime.NewRoute(h, &realtime.Options{
-//		Transports: []realtime.Kind{realtime.WebSocket, realtime.SSE, realtime.LongPoll},
+//		Transports: []realtime.Transport{websocket.New(websocket.Options{}), sse.New(sse.Options{}), longpoll.New(longpoll.Options{})},
 //	}))
 //
 //	<script type="module">

@@ -13,6 +13,9 @@ import (
 
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtjs"
+	"github.com/rtkit/rtkit/transports/longpoll"
+	"github.com/rtkit/rtkit/transports/sse"
+	"github.com/rtkit/rtkit/transports/websocket"
 )
 
 //go:embed testdata/fake-react.js
@@ -49,7 +52,7 @@ func TestReactHook(t *testing.T) {
 				closes = append(closes, ce.Reason)
 			}
 		},
-	}, &realtime.Options{Transports: []realtime.Kind{realtime.WebSocket, realtime.SSE, realtime.LongPoll}})
+	}, &realtime.Options{Transports: []realtime.Transport{websocket.New(websocket.Options{}), sse.New(sse.Options{}), longpoll.New(longpoll.Options{})}})
 	mux := http.NewServeMux()
 	mux.Handle(rtjs.Path, rtjs.Handler())
 	mux.Handle("/echo", route)

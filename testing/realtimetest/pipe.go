@@ -10,16 +10,21 @@ import (
 	"time"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/wire"
 )
 
-func init() { realtime.Register(memory{}) }
+// Memory is the in-memory transport, of kind realtime.Memory, for routes
+// that tests reach only through DialRoute: a route needs a transport, and
+// this one serves no HTTP. DialRoute reaches any route in memory, whatever
+// its transports; Dial makes a route with this one.
+var Memory realtime.Transport = memory{}
 
-// memory is the in-memory transport, registered as realtime.Memory. It is
-// reached through Dial, never over HTTP.
 type memory struct{}
 
-func (memory) Kind() realtime.Kind                                     { return realtime.Memory }
-func (memory) Handler(ep *realtime.Endpoint) realtime.TransportHandler { return noHTTP{} }
+func (memory) Kind() realtime.Kind { return realtime.Memory }
+func (memory) Bind(*realtime.Route) (realtime.TransportHandler, error) {
+	return noHTTP{}, nil
+}
 
 type noHTTP struct{}
 
@@ -35,7 +40,7 @@ const DefaultBuffer = 1024
 // Client is the peer side of an in-memory connection. Its methods are safe
 // for concurrent use.
 type Client struct {
-	link *realtime.Link
+	link *wire.Link
 	opts *realtime.Options
 
 	mu     sync.Mutex
@@ -55,7 +60,7 @@ func Dial(h realtime.Handler, o *realtime.Options) (*Client, error) {
 	if o != nil {
 		oo = *o
 	}
-	oo.Transports = []realtime.Kind{realtime.Memory}
+	oo.Transports = []realtime.Transport{Memory}
 	return DialRoute(realtime.NewRoute(h, &oo), nil)
 }
 
@@ -63,18 +68,18 @@ func Dial(h realtime.Handler, o *realtime.Options) (*Client, error) {
 // clients share it (and its MaxConns, Len and Shutdown). r is the request
 // the handler sees as Conn.Request (headers, query, context values set by
 // middleware); nil means a plain GET of "/". The route's transports need
-// not list realtime.Memory.
+// not list Memory.
 func DialRoute(rt *realtime.Route, r *http.Request) (*Client, error) {
 	if r == nil {
 		r = httptest.NewRequest(http.MethodGet, "/", nil)
 	}
-	ep := rt.Endpoint(realtime.Memory)
+	ep := wire.NewEndpoint(rt, realtime.Memory)
 	link, err := ep.Accept(r)
 	if err != nil {
 		return nil, err
 	}
 	c := &Client{link: link, opts: ep.Options(), limit: DefaultBuffer, notify: make(chan struct{})}
-	link.Open((*wire)(c))
+	link.Open((*pipeEnd)(c))
 	return c, nil
 }
 
@@ -206,12 +211,12 @@ func (c *Client) signalLocked() {
 	c.notify = make(chan struct{})
 }
 
-// wire is the server's side of the pipe.
-type wire Client
+// pipeEnd is the server's side of the pipe.
+type pipeEnd Client
 
 // Write appends msgs to the client's inbox, waiting while it is full for
 // at most Options.WriteTimeout (real time).
-func (w *wire) Write(msgs []realtime.Message) error {
+func (w *pipeEnd) Write(msgs []realtime.Message) error {
 	c := (*Client)(w)
 	var deadline <-chan time.Time
 	c.mu.Lock()
@@ -250,7 +255,7 @@ func (w *wire) Write(msgs []realtime.Message) error {
 // Close records the server's close for the client. The first call also
 // ends the "read loop", on a goroutine of its own because it waits for
 // the handler's Close.
-func (w *wire) Close(code int, reason string) error {
+func (w *pipeEnd) Close(code int, reason string) error {
 	c := (*Client)(w)
 	c.mu.Lock()
 	first := c.closed == nil

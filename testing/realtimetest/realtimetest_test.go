@@ -164,7 +164,7 @@ func TestSlowConsumerIsClosed(t *testing.T) {
 func TestDialRouteSharesTheRoute(t *testing.T) {
 	rt := realtime.NewRoute(realtime.Funcs{OnOpen: func(c *realtime.Conn) error {
 		return c.SendText(c.Request().Header.Get("X-User"))
-	}}, &realtime.Options{MaxConns: 1})
+	}}, &realtime.Options{Transports: inMemory.Transports, MaxConns: 1})
 	r := httptest.NewRequest(http.MethodGet, "/chat", nil)
 	r.Header.Set("X-User", "ada")
 	c, err := realtimetest.DialRoute(rt, r)

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/rtkit/rtkit/realtime"
-	_ "github.com/rtkit/rtkit/transports/longpoll" // the loopback server serves every transport
-	_ "github.com/rtkit/rtkit/transports/sse"
-	_ "github.com/rtkit/rtkit/transports/websocket"
+	"github.com/rtkit/rtkit/transports/longpoll"
+	"github.com/rtkit/rtkit/transports/sse"
+	"github.com/rtkit/rtkit/transports/websocket"
 )
 
 // Server runs a route over the real transports on a loopback port, like
@@ -32,7 +32,12 @@ func NewServer(h realtime.Handler, o *realtime.Options) *Server {
 		oo = *o
 	}
 	if len(oo.Transports) == 0 {
-		oo.Transports = []realtime.Kind{realtime.WebSocket, realtime.SSE, realtime.LongPoll, realtime.HTTP}
+		oo.Transports = []realtime.Transport{
+			websocket.New(websocket.Options{}),
+			sse.New(sse.Options{}),
+			longpoll.New(longpoll.Options{}),
+			longpoll.NewRequestResponse(),
+		}
 	}
 	rt := realtime.NewRoute(h, &oo)
 	ts := httptest.NewServer(rt)

@@ -16,6 +16,10 @@ import (
 
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtclient"
+	"github.com/rtkit/rtkit/realtime/topics"
+	"github.com/rtkit/rtkit/transports/longpoll"
+	"github.com/rtkit/rtkit/transports/sse"
+	"github.com/rtkit/rtkit/transports/websocket"
 )
 
 // dropListener remembers its connections so that a test can cut them as a
@@ -52,14 +56,14 @@ func (l *dropListener) dropOne(r *rand.Rand) {
 // shared broker, on a listener that can drop connections and restart.
 type chaosNode struct {
 	t      *testing.T
-	broker *realtime.MemoryBroker
+	broker *topics.MemoryBroker
 	addr   string
 
 	mu    sync.Mutex
 	ln    *dropListener
 	srv   *http.Server
 	route *realtime.Route
-	ts    *realtime.Topics
+	ts    *topics.Topics
 }
 
 func (n *chaosNode) start() {
@@ -68,7 +72,7 @@ func (n *chaosNode) start() {
 		n.t.Fatal(err)
 	}
 	n.addr = ln.Addr().String()
-	ts := realtime.NewTopics(n.broker)
+	ts := topics.New(n.broker)
 	route := realtime.NewRoute(realtime.Funcs{OnMessage: func(c *realtime.Conn, m realtime.Message) error {
 		var join struct {
 			Topic string
@@ -79,7 +83,7 @@ func (n *chaosNode) start() {
 		}
 		return ts.Resume(c, join.Topic, join.After)
 	}}, &realtime.Options{
-		Transports: []realtime.Kind{realtime.WebSocket, realtime.SSE, realtime.LongPoll},
+		Transports: []realtime.Transport{websocket.New(websocket.Options{}), sse.New(sse.Options{}), longpoll.New(longpoll.Options{})},
 		Relay:      n.broker,
 		Logger:     quietLogger(),
 	})
@@ -141,7 +145,7 @@ func (s *subscriber) run(ctx context.Context, topic string, want uint64) {
 			s.err = err
 			return
 		}
-		var env realtime.Envelope
+		var env topics.Envelope
 		if err := json.Unmarshal(m.Data, &env); err != nil {
 			s.err = err
 			return
@@ -161,7 +165,7 @@ func (s *subscriber) run(ctx context.Context, topic string, want uint64) {
 // order, whatever transport it is on.
 func TestChaosTopicsSurviveDropsAndRestart(t *testing.T) {
 	const messages = 200
-	broker := realtime.NewMemoryBroker(&realtime.MemoryOptions{History: 1000})
+	broker := topics.NewMemoryBroker(&topics.MemoryOptions{History: 1000})
 	nodes := []*chaosNode{{t: t, broker: broker, addr: "127.0.0.1:0"}, {t: t, broker: broker, addr: "127.0.0.1:0"}}
 	for _, n := range nodes {
 		n.start()

@@ -6,16 +6,19 @@ import (
 	"testing"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
+	"github.com/rtkit/rtkit/transports/longpoll"
+	"github.com/rtkit/rtkit/transports/sse"
 )
 
 // Two nodes, no sticky sessions: the client's stream or first poll lands
 // on node A, its POST-backs and later polls on node B, which forwards them
 // through the broker to A.
 func TestClusterForwardsSessionRequests(t *testing.T) {
-	for _, tr := range []transport{{realtime.SSE, dialSSE}, {realtime.LongPoll, dialLongPoll}} {
+	for _, tr := range []transport{transports[2], transports[3]} {
 		t.Run(string(tr.kind), func(t *testing.T) {
-			broker := realtime.NewMemoryBroker(nil)
-			o := realtime.Options{Relay: broker, Transports: []realtime.Kind{realtime.SSE, realtime.LongPoll}}
+			broker := topics.NewMemoryBroker(nil)
+			o := realtime.Options{Relay: broker, Transports: []realtime.Transport{sse.New(sse.Options{}), longpoll.New(longpoll.Options{})}}
 			a := newFixture(t, tr, echo, o)
 			b := newFixture(t, tr, echo, o)
 

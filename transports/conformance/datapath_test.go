@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
 )
 
 // The data path under the workloads the toolkit exists for: callbacks that
@@ -174,12 +175,14 @@ func TestDropCancelsTheCallback(t *testing.T) {
 		sendAsync(t, tr, p, "slow")
 		await(t, h.started, "the slow callback")
 		dropping := inBackground(p.Drop)
+		var cl closed
 		if tr.kind == realtime.SSE || tr.kind == realtime.LongPoll {
-			eventually(t, "the server noticing the drop", func() bool { return f.clock.Pending() > 0 })
-			f.clock.Advance(30 * time.Second)
+			cl = f.expire(30 * time.Second)
+		} else {
+			cl = f.nextClose()
 		}
 		await(t, h.cancelled, "the callback's context ending")
-		if cl := f.nextClose(); realtime.CloseStatus(cl.err) != realtime.CloseAbnormal {
+		if realtime.CloseStatus(cl.err) != realtime.CloseAbnormal {
 			t.Fatalf("cause %v, want 1006", cl.err)
 		}
 		f.noMoreCloses(c)
@@ -263,7 +266,7 @@ func TestCallbackStreamsTokens(t *testing.T) {
 }
 
 // topicHandler joins or resumes a topic: "join <topic> <after>".
-func topicHandler(ts *realtime.Topics) realtime.Funcs {
+func topicHandler(ts *topics.Topics) realtime.Funcs {
 	return realtime.Funcs{OnMessage: func(c *realtime.Conn, m realtime.Message) error {
 		var topic string
 		var after uint64
@@ -274,9 +277,9 @@ func topicHandler(ts *realtime.Topics) realtime.Funcs {
 	}}
 }
 
-func envelopeOf(t *testing.T, s string) realtime.Envelope {
+func envelopeOf(t *testing.T, s string) topics.Envelope {
 	t.Helper()
-	var env realtime.Envelope
+	var env topics.Envelope
 	if err := json.Unmarshal([]byte(s), &env); err != nil {
 		t.Fatalf("not an envelope: %q", s)
 	}
@@ -302,7 +305,7 @@ func TestCatchUpLongerThanTheQueue(t *testing.T) {
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				ts := realtime.NewTopics(realtime.NewMemoryBroker(&realtime.MemoryOptions{History: tc.history}))
+				ts := topics.New(topics.NewMemoryBroker(&topics.MemoryOptions{History: tc.history}))
 				for i := 1; i <= tc.posted; i++ {
 					if _, err := ts.Publish(ctx(t), "big", realtime.Text(strconv.Itoa(i))); err != nil {
 						t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/wire"
 	"github.com/rtkit/rtkit/testing/realtimetest"
 	"github.com/rtkit/rtkit/transports/sse"
 )
@@ -95,7 +96,7 @@ func dialMemory(t *testing.T, f *fixture, h http.Header) (peer, error) {
 	for k, v := range h {
 		r.Header[k] = v
 	}
-	if !f.route.OriginAllowed(r) {
+	if !wire.NewEndpoint(f.route, realtime.Memory).OriginAllowed(r) {
 		return nil, statusError(http.StatusForbidden)
 	}
 	c, err := realtimetest.DialRoute(f.route, r)

@@ -3,12 +3,15 @@ package conformance_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/transports/longpoll"
 )
 
 // Request/response runs a whole connection per POST, so it shares the
@@ -36,7 +39,7 @@ func (f *fixture) exchange(body string, h http.Header) oneShot {
 	return oneShot{resp.StatusCode, string(b), resp.Header.Get("Content-Type")}
 }
 
-var httpTransport = transport{kind: realtime.HTTP}
+var httpTransport = transport{kind: realtime.HTTP, server: longpoll.NewRequestResponse()}
 
 func TestRequestResponseOrderAndClose(t *testing.T) {
 	f := newFixture(t, httpTransport, realtime.Funcs{OnMessage: func(c *realtime.Conn, m realtime.Message) error {
@@ -103,5 +106,33 @@ func TestRequestResponseLimitsAndOrigin(t *testing.T) {
 	case c := <-f.opened:
 		t.Fatalf("a refused request reached Open: %s", f.calls(c))
 	default:
+	}
+}
+
+// A slow handler's messages all make the answer: its sends are written by
+// a writer goroutine while it runs (it outlives the callback's inline
+// budget), and the answer waits for that writer.
+func TestRequestResponseSlowHandlerLosesNothing(t *testing.T) {
+	const n = 200
+	f := newFixture(t, httpTransport, realtime.Funcs{OnMessage: func(c *realtime.Conn, m realtime.Message) error {
+		time.Sleep(5 * time.Millisecond) // the workload: a handler that takes its time, then answers
+		for i := range n {
+			c.SendText(fmt.Sprint(i))
+		}
+		return nil
+	}}, realtime.Options{SendQueue: 2 * n})
+	for range 20 {
+		got := f.exchange("go", nil)
+		var msgs []struct{ Type, Data string }
+		if err := json.Unmarshal([]byte(got.body), &msgs); err != nil || len(msgs) != n {
+			t.Fatalf("%d messages in the answer, want %d (%v)", len(msgs), n, err)
+		}
+		for i, m := range msgs {
+			if m.Data != fmt.Sprint(i) {
+				t.Fatalf("message %d is %q", i, m.Data)
+			}
+		}
+		f.nextOpen()
+		f.nextClose()
 	}
 }

@@ -1,9 +1,12 @@
 // Package longpoll is rtkit's plain-HTTP transports, for clients that can
 // hold neither a socket nor a stream: long-polling sessions
-// (realtime.LongPoll) and one-shot request/response (realtime.HTTP).
-// Importing it registers both:
+// (New, realtime.LongPoll) and one-shot request/response
+// (NewRequestResponse, realtime.HTTP). List them in a route's transports:
 //
-//	import _ "github.com/rtkit/rtkit/transports/longpoll"
+//	o := realtime.Options{Transports: []realtime.Transport{
+//		websocket.New(websocket.Options{}),
+//		longpoll.New(longpoll.Options{}), // for proxies that buffer streams
+//	}}
 //
 // It is not named http, which would clash with net/http in user code.
 //
@@ -13,7 +16,8 @@
 // {"id", "token", "transport"}. GET ?transport=longpoll with the token in
 // the Realtime-Token header and the highest sequence number received so far
 // in Realtime-Ack holds until messages after it exist, the connection
-// closes, or PingInterval passes, and answers
+// closes, or Options.Hold passes (the route's PingInterval by default),
+// and answers
 // {"messages": [{"seq", "type", "data"}], "gap": {"after"}, "close":
 // {"code", "reason"}}. Repeating a poll with the same ack returns the same
 // messages, so a lost response loses nothing; a second poll while one is

@@ -7,41 +7,62 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/wire"
 )
-
-func init() {
-	realtime.Register(LongPoll{})
-	realtime.Register(RequestResponse{})
-}
 
 // HeaderAck carries the highest message sequence number a long-polling
 // client has received.
 const HeaderAck = "Realtime-Ack"
 
-// LongPoll is the long-polling transport, registered under
-// realtime.LongPoll. Its zero value is ready to use.
-type LongPoll struct{}
+// Options configure the long-polling transport. The zero value is the
+// default.
+type Options struct {
+	// Hold is how long a poll waits for messages before it answers empty.
+	// Zero means the route's PingInterval (25 s by default), or 25 s when
+	// the route's pings are off.
+	Hold time.Duration
+}
 
-var _ realtime.Transport = LongPoll{}
+// Transport is the long-polling transport: list it in
+// realtime.Options.Transports. One value may serve many routes.
+type Transport struct {
+	o Options
+}
+
+// New returns the long-polling transport with options o.
+func New(o Options) *Transport { return &Transport{o: o} }
+
+var _ realtime.Transport = (*Transport)(nil)
 
 // Kind returns realtime.LongPoll.
-func (LongPoll) Kind() realtime.Kind { return realtime.LongPoll }
+func (t *Transport) Kind() realtime.Kind { return realtime.LongPoll }
 
-// Handler returns the long-polling server for one route.
-func (LongPoll) Handler(ep *realtime.Endpoint) realtime.TransportHandler {
-	return &poller{ep: ep, opts: ep.Options()}
+// Bind returns the long-polling server for route rt.
+func (t *Transport) Bind(rt *realtime.Route) (realtime.TransportHandler, error) {
+	ep := wire.NewEndpoint(rt, realtime.LongPoll)
+	o := ep.Options()
+	hold := t.o.Hold
+	if hold <= 0 {
+		hold = o.PingInterval
+	}
+	if hold <= 0 {
+		hold = realtime.DefaultPingInterval
+	}
+	return &poller{ep: ep, opts: o, hold: hold}, nil
 }
 
 type poller struct {
-	ep   *realtime.Endpoint
+	ep   *wire.Endpoint
 	opts *realtime.Options
+	hold time.Duration
 }
 
 var (
 	_ realtime.TransportHandler = (*poller)(nil)
-	_ realtime.Describer        = (*poller)(nil)
+	_ wire.Describer            = (*poller)(nil)
 )
 
 // Match takes ?transport=longpoll GETs (polls) and POSTs (opens).
@@ -51,9 +72,7 @@ func (p *poller) Match(r *http.Request) bool {
 }
 
 // Describe tells negotiating clients where to open a session.
-func (p *poller) Describe(r *http.Request) realtime.TransportInfo {
-	return realtime.TransportInfo{Transport: realtime.LongPoll, URL: r.URL.Path + "?transport=longpoll"}
-}
+func (p *poller) Describe(r *http.Request) string { return r.URL.Path + "?transport=longpoll" }
 
 // ServeHTTP opens a session (POST) or serves a poll (GET).
 func (p *poller) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -123,7 +142,7 @@ func (p *poller) poll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	att, err := link.Attach(true)
-	if errors.Is(err, realtime.ErrConflict) {
+	if errors.Is(err, wire.ErrConflict) {
 		realtime.WriteError(w, http.StatusConflict, err.Error())
 		return
 	} else if err != nil {
@@ -131,15 +150,11 @@ func (p *poller) poll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer att.Detach()
-	ctx := r.Context()
-	if p.opts.PingInterval > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.opts.PingInterval)
-		defer cancel()
-	}
+	ctx, cancel := p.ep.WithTimeout(r.Context(), p.hold)
+	defer cancel()
 	b, err := att.Next(ctx, ack)
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		if errors.Is(err, realtime.ErrSuperseded) {
+		if errors.Is(err, wire.ErrSuperseded) {
 			realtime.WriteError(w, http.StatusConflict, err.Error())
 		}
 		return // the client went away

@@ -10,33 +10,38 @@ import (
 	"time"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/wire"
 )
 
 var timeNow = time.Now
 
-// RequestResponse is the one-shot transport, registered under
-// realtime.HTTP: one POST runs Open, Message and Close, and the response
-// carries what the handler sent. Its zero value is ready to use.
+// RequestResponse is the one-shot transport: one POST runs Open, Message
+// and Close, and the response carries what the handler sent. List it in
+// realtime.Options.Transports; one value may serve many routes.
 type RequestResponse struct{}
 
-var _ realtime.Transport = RequestResponse{}
+// NewRequestResponse returns the request/response transport.
+func NewRequestResponse() *RequestResponse { return &RequestResponse{} }
+
+var _ realtime.Transport = (*RequestResponse)(nil)
 
 // Kind returns realtime.HTTP.
-func (RequestResponse) Kind() realtime.Kind { return realtime.HTTP }
+func (*RequestResponse) Kind() realtime.Kind { return realtime.HTTP }
 
-// Handler returns the request/response server for one route.
-func (RequestResponse) Handler(ep *realtime.Endpoint) realtime.TransportHandler {
-	return &oneShot{ep: ep, opts: ep.Options()}
+// Bind returns the request/response server for route rt.
+func (*RequestResponse) Bind(rt *realtime.Route) (realtime.TransportHandler, error) {
+	ep := wire.NewEndpoint(rt, realtime.HTTP)
+	return &oneShot{ep: ep, opts: ep.Options()}, nil
 }
 
 type oneShot struct {
-	ep   *realtime.Endpoint
+	ep   *wire.Endpoint
 	opts *realtime.Options
 }
 
 var (
 	_ realtime.TransportHandler = (*oneShot)(nil)
-	_ realtime.Describer        = (*oneShot)(nil)
+	_ wire.Describer            = (*oneShot)(nil)
 )
 
 // Match takes POSTs that name no other transport. (POSTs with a session
@@ -47,13 +52,11 @@ func (o *oneShot) Match(r *http.Request) bool {
 }
 
 // Describe tells negotiating clients where to POST.
-func (o *oneShot) Describe(r *http.Request) realtime.TransportInfo {
-	return realtime.TransportInfo{Transport: realtime.HTTP, URL: r.URL.Path}
-}
+func (o *oneShot) Describe(r *http.Request) string { return r.URL.Path }
 
 // ServeHTTP runs the handler once over the request.
 func (o *oneShot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	m, err := realtime.ReadMessage(w, r, o.opts.ReadLimit)
+	m, err := wire.ReadMessage(w, r, o.opts.ReadLimit)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

@@ -18,7 +18,7 @@ func TestSmokeLongPoll(t *testing.T) {
 		OnOpen:    func(c *realtime.Conn) error { return c.SendText("welcome") },
 		OnMessage: func(c *realtime.Conn, m realtime.Message) error { return c.SendText("echo " + m.Text()) },
 		OnClose:   func(c *realtime.Conn, err error) { closed <- err },
-	}, &realtime.Options{Transports: []realtime.Kind{realtime.LongPoll, realtime.HTTP}})
+	}, &realtime.Options{Transports: []realtime.Transport{longpoll.New(longpoll.Options{}), longpoll.NewRequestResponse()}})
 	srv := httptest.NewServer(rt)
 	defer srv.Close()
 

@@ -202,7 +202,7 @@ func benchPushRtkit(b *testing.B, window int) {
 	credit := make(chan struct{}, 1)
 	var counted func(int)
 	opts := &realtime.Options{
-		Transports: []realtime.Kind{realtime.SSE},
+		Transports: []realtime.Transport{sse.New(sse.Options{})},
 		Overflow:   realtime.OverflowBlock,
 		Logger:     discard(),
 	}

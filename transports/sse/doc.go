@@ -1,7 +1,10 @@
-// Package sse is rtkit's Server-Sent Events transport. Importing it
-// registers realtime.SSE:
+// Package sse is rtkit's Server-Sent Events transport. List it in a
+// route's transports:
 //
-//	import _ "github.com/rtkit/rtkit/transports/sse"
+//	o := realtime.Options{Transports: []realtime.Transport{
+//		websocket.New(websocket.Options{}),
+//		sse.New(sse.Options{}), // for networks that refuse the upgrade
+//	}}
 //
 // A GET with "Accept: text/event-stream" (what EventSource sends) or
 // "?transport=sse" opens a stream. Its first event, "session", hands the

@@ -17,7 +17,7 @@ import (
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/transports/longpoll"
 	"github.com/rtkit/rtkit/transports/sse"
-	_ "github.com/rtkit/rtkit/transports/websocket"
+	rtws "github.com/rtkit/rtkit/transports/websocket"
 )
 
 // BenchmarkRoundTrip measures one client's message-to-echo round trip on
@@ -39,8 +39,13 @@ var rttEcho = realtime.Funcs{
 // rttServer serves an echo route over transport k on loopback until the
 // benchmark ends.
 func rttServer(b *testing.B, k realtime.Kind) string {
+	t := map[realtime.Kind]realtime.Transport{
+		realtime.WebSocket: rtws.New(rtws.Options{}),
+		realtime.SSE:       sse.New(sse.Options{}),
+		realtime.LongPoll:  longpoll.New(longpoll.Options{}),
+	}[k]
 	route := realtime.NewRoute(rttEcho, &realtime.Options{
-		Transports: []realtime.Kind{k},
+		Transports: []realtime.Transport{t},
 		Logger:     discard(),
 	})
 	srv := httptest.NewServer(route)

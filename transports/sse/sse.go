@@ -12,22 +12,42 @@ import (
 	"time"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/wire"
 )
 
-func init() { realtime.Register(Transport{}) }
+// Options configure the SSE transport. The zero value is the default.
+type Options struct {
+	// Retry is the reconnection delay the stream asks browsers for, sent
+	// with the first event. Zero means 2 seconds.
+	Retry time.Duration
+}
 
-// Transport is the SSE transport. Its zero value is ready to use; it is
-// registered under realtime.SSE when the package is imported.
-type Transport struct{}
+// DefaultRetry is the reconnection delay of the zero Options.
+const DefaultRetry = 2 * time.Second
 
-var _ realtime.Transport = Transport{}
+// Transport is the SSE transport: list it in realtime.Options.Transports.
+// One value may serve many routes.
+type Transport struct {
+	o Options
+}
+
+// New returns the SSE transport with options o.
+func New(o Options) *Transport {
+	if o.Retry <= 0 {
+		o.Retry = DefaultRetry
+	}
+	return &Transport{o: o}
+}
+
+var _ realtime.Transport = (*Transport)(nil)
 
 // Kind returns realtime.SSE.
-func (Transport) Kind() realtime.Kind { return realtime.SSE }
+func (t *Transport) Kind() realtime.Kind { return realtime.SSE }
 
-// Handler returns the SSE server for one route.
-func (Transport) Handler(ep *realtime.Endpoint) realtime.TransportHandler {
-	return &server{ep: ep, opts: ep.Options()}
+// Bind returns the SSE server for route rt.
+func (t *Transport) Bind(rt *realtime.Route) (realtime.TransportHandler, error) {
+	ep := wire.NewEndpoint(rt, realtime.SSE)
+	return &server{ep: ep, opts: ep.Options(), retry: t.o.Retry}, nil
 }
 
 // Event types this transport sends besides "message" (see PROTOCOL.md).
@@ -41,17 +61,15 @@ const (
 // maxKeptBuffer is the largest write buffer a stream keeps between writes.
 const maxKeptBuffer = 64 << 10
 
-// retryAfter is the reconnection delay the stream asks browsers for.
-const retryAfter = 2 * time.Second
-
 type server struct {
-	ep   *realtime.Endpoint
-	opts *realtime.Options
+	ep    *wire.Endpoint
+	opts  *realtime.Options
+	retry time.Duration
 }
 
 var (
 	_ realtime.TransportHandler = (*server)(nil)
-	_ realtime.Describer        = (*server)(nil)
+	_ wire.Describer            = (*server)(nil)
 )
 
 // Match takes GETs that accept text/event-stream (as EventSource sends)
@@ -64,9 +82,7 @@ func (s *server) Match(r *http.Request) bool {
 }
 
 // Describe tells negotiating clients where the stream is.
-func (s *server) Describe(r *http.Request) realtime.TransportInfo {
-	return realtime.TransportInfo{Transport: realtime.SSE, URL: r.URL.Path + "?transport=sse"}
-}
+func (s *server) Describe(r *http.Request) string { return r.URL.Path + "?transport=sse" }
 
 // open is the data of the first event of a new stream.
 type open struct {
@@ -101,21 +117,21 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var token string
 	if resumed {
-		token, _, _ = parseID(r.Header.Get("Last-Event-ID"))
+		token, _, _ = ParseID(r.Header.Get("Last-Event-ID"))
 	} else {
 		// retry rides on the session event: a retry-only event would
 		// reach clients such as r3labs/sse as an empty message. Browsers
 		// keep the delay across reconnects, so a resumed stream needs none.
 		token = link.OpenSession(r)
 		data, _ := json.Marshal(open{ID: link.Conn().ID(), Token: token, Transport: realtime.SSE})
-		buf, _ = AppendEvent(buf, Event{ID: eventID(token, 0), Type: EventSession, Data: data, Retry: retryAfter})
+		buf, _ = AppendEvent(buf, Event{ID: eventID(token, 0), Type: EventSession, Data: data, Retry: s.retry})
 	}
 	att, err := link.Attach(false)
 	if err != nil {
 		return // the session ended between Resume and Attach
 	}
 	defer att.Detach()
-	st := &stream{w: w, rc: http.NewResponseController(w), opts: s.opts, token: token, buf: buf}
+	st := &stream{w: w, rc: http.NewResponseController(w), ep: s.ep, opts: s.opts, token: token, buf: buf}
 	if err := st.flush(); err != nil {
 		return
 	}
@@ -123,8 +139,8 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // resume finds the session that r's Last-Event-ID names.
-func (s *server) resume(r *http.Request) (link *realtime.Link, cursor uint64, ok bool) {
-	token, seq, ok := parseID(r.Header.Get("Last-Event-ID"))
+func (s *server) resume(r *http.Request) (link *wire.Link, cursor uint64, ok bool) {
+	token, seq, ok := ParseID(r.Header.Get("Last-Event-ID"))
 	if !ok {
 		return nil, 0, false
 	}
@@ -139,6 +155,7 @@ func (s *server) resume(r *http.Request) (link *realtime.Link, cursor uint64, ok
 type stream struct {
 	w     http.ResponseWriter
 	rc    *http.ResponseController
+	ep    *wire.Endpoint
 	opts  *realtime.Options
 	token string
 	buf   []byte
@@ -146,11 +163,11 @@ type stream struct {
 
 // run relays batches from the session, with a comment every PingInterval
 // while nothing else is sent, so that proxies do not idle the stream out.
-func (st *stream) run(ctx context.Context, att *realtime.Attachment, cursor uint64) {
+func (st *stream) run(ctx context.Context, att *wire.Attachment, cursor uint64) {
 	for {
 		wait, cancel := ctx, context.CancelFunc(func() {})
 		if st.opts.PingInterval > 0 {
-			wait, cancel = context.WithTimeout(ctx, st.opts.PingInterval)
+			wait, cancel = st.ep.WithTimeout(ctx, st.opts.PingInterval)
 		}
 		b, err := att.Next(wait, cursor)
 		cancel()
@@ -195,11 +212,11 @@ type closeData struct {
 
 // appendEntry encodes one message: text as a "message" event, binary as a
 // "binary" event in base64.
-func (st *stream) appendEntry(e realtime.Entry) {
-	if e.IsShared() {
+func (st *stream) appendEntry(e wire.Entry) {
+	if wire.IsShared(e.Message) {
 		// A broadcast: its event body is encoded once for every stream;
 		// only the id line is this stream's.
-		body, _ := e.Encoded(realtime.SSE, eventBody)
+		body, _ := wire.Encoded(e.Message, realtime.SSE, eventBody)
 		st.buf, _ = AppendEvent(st.buf, Event{ID: eventID(st.token, e.Seq)})
 		st.buf = append(st.buf[:len(st.buf)-1], body.([]byte)...) // drop the blank line
 		return
@@ -248,7 +265,10 @@ func eventID(token string, seq uint64) string {
 	return token + "." + strconv.FormatUint(seq, 10)
 }
 
-func parseID(id string) (token string, seq uint64, ok bool) {
+// ParseID reads an event id as the stream sends it, "<token>.<seq>": the
+// session's token and the message's sequence number (0 for the session
+// event). Clients that resume a stream by hand, and the Go client, use it.
+func ParseID(id string) (token string, seq uint64, ok bool) {
 	i := strings.LastIndexByte(id, '.')
 	if i <= 0 {
 		return "", 0, false

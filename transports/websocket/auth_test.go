@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/rtkit/rtkit/realtime"
+	rtws "github.com/rtkit/rtkit/transports/websocket"
 )
 
 type userKey struct{}
@@ -21,7 +22,7 @@ type userKey struct{}
 func TestBearerTokenInSubprotocol(t *testing.T) {
 	route := realtime.NewRoute(realtime.Funcs{OnOpen: func(c *realtime.Conn) error {
 		return c.SendText("hello " + c.Value(userKey{}).(string))
-	}}, nil)
+	}}, &realtime.Options{Transports: []realtime.Transport{rtws.New(rtws.Options{})}})
 	auth := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if realtime.BearerToken(r) != "s3cret" {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)

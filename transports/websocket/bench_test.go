@@ -15,7 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/rtkit/rtkit/realtime"
-	_ "github.com/rtkit/rtkit/transports/websocket"
+	rtws "github.com/rtkit/rtkit/transports/websocket"
 )
 
 // echoClients is how many connections share the echoes.
@@ -44,7 +44,7 @@ func BenchmarkEcho(b *testing.B) {
 			rt := realtime.NewRoute(realtime.Funcs{
 				OnMessage: func(c *realtime.Conn, m realtime.Message) error { return c.Send(m) },
 			}, &realtime.Options{
-				Transports: []realtime.Kind{realtime.WebSocket},
+				Transports: []realtime.Transport{rtws.New(rtws.Options{})},
 				Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 			})
 			rsrv := httptest.NewServer(rt)

@@ -15,6 +15,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
+	rtws "github.com/rtkit/rtkit/transports/websocket"
 )
 
 // catchUpMessages is how many messages each side delivers.
@@ -32,13 +34,13 @@ const catchUpMessages = 10000
 //
 //	go test -run XXX -bench CatchUp -benchtime 5x ./transports/websocket/
 func BenchmarkCatchUp(b *testing.B) {
-	ts := realtime.NewTopics(realtime.NewMemoryBroker(&realtime.MemoryOptions{History: catchUpMessages}))
+	ts := topics.New(topics.NewMemoryBroker(&topics.MemoryOptions{History: catchUpMessages}))
 	rt := realtime.NewRoute(realtime.Funcs{OnMessage: func(c *realtime.Conn, m realtime.Message) error {
 		topic, after, _ := strings.Cut(m.Text(), " ")
 		n, _ := strconv.ParseUint(after, 10, 64)
 		return ts.Resume(c, topic, n)
 	}}, &realtime.Options{
-		Transports: []realtime.Kind{realtime.WebSocket},
+		Transports: []realtime.Transport{rtws.New(rtws.Options{})},
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		// Deep enough for the live burst: live messages meet the overflow
 		// policy, a replay does not.

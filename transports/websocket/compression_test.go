@@ -10,19 +10,21 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
+	rtws "github.com/rtkit/rtkit/transports/websocket"
 )
 
 // With Options.Compression, permessage-deflate is negotiated with clients
 // that offer it; those that do not still get plain frames, also for a
 // shared (broadcast) message, which gorilla prepares per compression mode.
 func TestCompression(t *testing.T) {
-	ts := realtime.NewTopics(nil)
+	ts := topics.New(nil)
 	route := realtime.NewRoute(realtime.Funcs{
 		OnOpen: func(c *realtime.Conn) error { return ts.Subscribe(c, "news") },
 		OnMessage: func(c *realtime.Conn, m realtime.Message) error {
 			return c.Send(m)
 		},
-	}, &realtime.Options{Compression: true})
+	}, &realtime.Options{Transports: []realtime.Transport{rtws.New(rtws.Options{Compression: true})}})
 	srv := httptest.NewServer(route)
 	defer srv.Close()
 	defer route.Shutdown(context.Background())
@@ -55,7 +57,7 @@ func TestCompression(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, ws := range clients {
-		var env realtime.Envelope
+		var env topics.Envelope
 		if err := ws.ReadJSON(&env); err != nil || env.Data == nil || *env.Data != big {
 			t.Fatalf("client %d: broadcast %v", i, err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/rtkit/rtkit/realtime"
+	rtws "github.com/rtkit/rtkit/transports/websocket"
 )
 
 // BenchmarkConnect measures opening a connection (handshake to a first
@@ -28,7 +29,7 @@ func BenchmarkConnect(b *testing.B) {
 		rt := realtime.NewRoute(realtime.Funcs{
 			OnMessage: func(c *realtime.Conn, m realtime.Message) error { return c.Send(m) },
 		}, &realtime.Options{
-			Transports: []realtime.Kind{realtime.WebSocket},
+			Transports: []realtime.Transport{rtws.New(rtws.Options{})},
 			Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		})
 		srv := httptest.NewServer(rt)

@@ -1,23 +1,26 @@
 // Package websocket is rtkit's WebSocket transport, on
-// github.com/gorilla/websocket. Importing it registers realtime.WebSocket:
+// github.com/gorilla/websocket. List it in a route's transports, with its
+// own options:
 //
-//	import _ "github.com/rtkit/rtkit/transports/websocket"
+//	o := realtime.Options{Transports: []realtime.Transport{
+//		websocket.New(websocket.Options{Compression: true}),
+//	}}
 //
-// Each connection has one goroutine, the one that served the upgrade, which
-// reads. Writes go through the connection's bounded send queue: the reader
-// writes what a callback queued right after the callback returns, and
-// messages sent from other goroutines get a writer goroutine only while
-// there is something to write. An idle connection therefore costs one
-// goroutine, gorilla's 1 KiB read buffer and a timer for pings; write
-// buffers come from a shared pool.
+// An idle connection costs one goroutine, gorilla's 1 KiB read buffer and
+// a timer for pings; write buffers come from a shared pool. The core reads
+// the connection itself (see wire.Reader): a quick callback runs on the
+// reading goroutine, which then writes what it queued; while a slow one
+// runs, reading goes on on another goroutine, so pongs and close frames
+// are never left unread, and messages sent meanwhile are written at once.
 //
 // The transport applies the route's options: the read limit (a larger
-// message closes with 1009), pings every PingInterval with a read deadline
-// of PingInterval+PongTimeout that each pong extends, a deadline of
-// WriteTimeout on every write, the handshake timeout, subprotocols and,
-// when enabled, permessage-deflate ("no context takeover" only). A close
-// sends a close frame and waits up to WriteTimeout for the peer's reply
-// before dropping the TCP connection.
+// message closes with 1009), pings every PingInterval, each of which the
+// peer has PongTimeout to answer (any message counts; the time the core
+// does not read, its inbox being full, does not), a deadline of
+// WriteTimeout on every write, and its own: the handshake timeout,
+// subprotocols and, when enabled, permessage-deflate ("no context
+// takeover" only). A close sends a close frame and waits up to
+// WriteTimeout for the peer's reply before dropping the TCP connection.
 //
 // Headers that middleware set on the ResponseWriter before the upgrade are
 // sent with the 101 response (gorilla would drop them otherwise). The

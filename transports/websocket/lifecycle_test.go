@@ -26,6 +26,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtgin"
+	rtws "github.com/rtkit/rtkit/transports/websocket"
 )
 
 // lcWait bounds every wait in these tests; reaching it is a failure.
@@ -36,6 +37,9 @@ const lcWait = 5 * time.Second
 func lcOpts(o realtime.Options) *realtime.Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Transports == nil {
+		o.Transports = []realtime.Transport{rtws.New(rtws.Options{})}
 	}
 	return &o
 }

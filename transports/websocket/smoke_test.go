@@ -7,7 +7,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/rtkit/rtkit/realtime"
-	_ "github.com/rtkit/rtkit/transports/websocket"
+	rtws "github.com/rtkit/rtkit/transports/websocket"
 )
 
 func TestSmokeEcho(t *testing.T) {
@@ -15,7 +15,7 @@ func TestSmokeEcho(t *testing.T) {
 	rt := realtime.NewRoute(realtime.Funcs{
 		OnMessage: func(c *realtime.Conn, m realtime.Message) error { return c.Send(m) },
 		OnClose:   func(c *realtime.Conn, err error) { closed <- err },
-	}, nil)
+	}, &realtime.Options{Transports: []realtime.Transport{rtws.New(rtws.Options{})}})
 	srv := httptest.NewServer(rt)
 	defer srv.Close()
 	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)

@@ -12,36 +12,66 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/wire"
 )
 
-func init() { realtime.Register(Transport{}) }
+// Options configure the WebSocket transport. The zero value is the
+// default: no compression, no subprotocols but rtkit's, a 10 s handshake.
+type Options struct {
+	// Compression negotiates permessage-deflate with clients that offer
+	// it. It costs memory per connection, so it is off by default.
+	Compression bool
+	// Subprotocols are the subprotocols the route speaks, in order of
+	// preference; "rtkit", which rtkit's clients offer, is always
+	// accepted after them.
+	Subprotocols []string
+	// HandshakeTimeout bounds writing the upgrade response. Zero means
+	// 10 seconds. (Reading the request is the http.Server's
+	// ReadHeaderTimeout.)
+	HandshakeTimeout time.Duration
+}
 
-// Transport is the WebSocket transport. Its zero value is ready to use; it
-// is registered under realtime.WebSocket when the package is imported.
-type Transport struct{}
+// DefaultHandshakeTimeout is the handshake timeout of the zero Options.
+const DefaultHandshakeTimeout = 10 * time.Second
 
-var _ realtime.Transport = Transport{}
+// Transport is the WebSocket transport: list it in
+// realtime.Options.Transports. One value may serve many routes.
+type Transport struct {
+	o Options
+}
+
+// New returns the WebSocket transport with options o.
+func New(o Options) *Transport {
+	o.Subprotocols = append([]string(nil), o.Subprotocols...)
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	return &Transport{o: o}
+}
+
+var _ realtime.Transport = (*Transport)(nil)
 
 // Kind returns realtime.WebSocket.
-func (Transport) Kind() realtime.Kind { return realtime.WebSocket }
+func (t *Transport) Kind() realtime.Kind { return realtime.WebSocket }
 
-// Handler returns the WebSocket server for one route.
-func (Transport) Handler(ep *realtime.Endpoint) realtime.TransportHandler {
+// Bind returns the WebSocket server for route rt.
+func (t *Transport) Bind(rt *realtime.Route) (realtime.TransportHandler, error) {
+	ep := wire.NewEndpoint(rt, realtime.WebSocket)
 	o := ep.Options()
 	return &server{
 		ep:   ep,
 		opts: o,
 		upgrader: websocket.Upgrader{
-			HandshakeTimeout:  o.HandshakeTimeout,
+			HandshakeTimeout:  t.o.HandshakeTimeout,
 			ReadBufferSize:    readBufferSize,
 			WriteBufferSize:   writeBufferSize,
 			WriteBufferPool:   writeBuffers,
-			Subprotocols:      append(append([]string(nil), o.Subprotocols...), realtime.Subprotocol),
-			EnableCompression: o.Compression,
+			Subprotocols:      append(append([]string(nil), t.o.Subprotocols...), realtime.Subprotocol),
+			EnableCompression: t.o.Compression,
 			// The route has already applied its origin policy.
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
-	}
+	}, nil
 }
 
 const (
@@ -56,20 +86,18 @@ const (
 var writeBuffers = &sync.Pool{}
 
 type server struct {
-	ep       *realtime.Endpoint
+	ep       *wire.Endpoint
 	opts     *realtime.Options
 	upgrader websocket.Upgrader
 }
 
 var (
 	_ realtime.TransportHandler = (*server)(nil)
-	_ realtime.Describer        = (*server)(nil)
+	_ wire.Describer            = (*server)(nil)
 )
 
 // Describe tells negotiating clients where to upgrade.
-func (s *server) Describe(r *http.Request) realtime.TransportInfo {
-	return realtime.TransportInfo{Transport: realtime.WebSocket, URL: r.URL.Path}
-}
+func (s *server) Describe(r *http.Request) string { return r.URL.Path }
 
 // Match reports whether r asks for a WebSocket upgrade.
 func (s *server) Match(r *http.Request) bool { return websocket.IsWebSocketUpgrade(r) }
@@ -88,7 +116,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		link.Abort() // the upgrader has answered the request
 		return
 	}
-	c := &wire{ws: ws, opts: s.opts, cork: cw.conn}
+	c := &conn{ws: ws, opts: s.opts, cork: cw.conn}
 	ws.SetReadLimit(s.opts.ReadLimit)
 	if s.opts.PingInterval > 0 {
 		c.keepAlive()
@@ -115,7 +143,7 @@ func upgradeHeader(h http.Header) http.Header {
 	return out
 }
 
-// wire is one upgraded connection.
+// conn is one upgraded connection.
 //
 // Keepalive: every PingInterval the wire pings the peer and, PongTimeout
 // later, checks that it heard something (a pong or a message) since. The
@@ -123,7 +151,7 @@ func upgradeHeader(h http.Header) http.Header {
 // whole time: while the core does not read (its inbox is full, the server
 // is the slow side) the peer's pongs wait unread in the socket and must
 // not count against it.
-type wire struct {
+type conn struct {
 	ws   *websocket.Conn
 	opts *realtime.Options
 	cork *corkConn // the socket under ws, to write a batch at once
@@ -142,10 +170,10 @@ type wire struct {
 	pings     sync.WaitGroup
 }
 
-var _ realtime.Reader = (*wire)(nil)
+var _ wire.Reader = (*conn)(nil)
 
 // Read returns the peer's next message.
-func (c *wire) Read() (realtime.Message, error) {
+func (c *conn) Read() (realtime.Message, error) {
 	c.reads.Add(1)
 	c.inRead.Store(true)
 	mt, data, err := c.ws.ReadMessage()
@@ -184,7 +212,7 @@ func readError(err error) error {
 }
 
 // keepAlive starts the ping cycle.
-func (c *wire) keepAlive() {
+func (c *conn) keepAlive() {
 	c.ws.SetPongHandler(func(string) error {
 		c.heard.Add(1)
 		return nil
@@ -193,7 +221,7 @@ func (c *wire) keepAlive() {
 }
 
 // ping pings the peer and schedules the check of its answer.
-func (c *wire) ping() {
+func (c *conn) ping() {
 	c.mu.Lock()
 	if c.torn || c.sentClose {
 		c.mu.Unlock()
@@ -215,7 +243,7 @@ func (c *wire) ping() {
 
 // check fails the connection if nothing was heard since the ping while
 // the core was reading all along, and otherwise starts the next cycle.
-func (c *wire) check(heard, reads uint64, reading bool) {
+func (c *conn) check(heard, reads uint64, reading bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.torn || c.sentClose {
@@ -230,7 +258,7 @@ func (c *wire) check(heard, reads uint64, reading bool) {
 }
 
 // Write writes msgs as one frame each within WriteTimeout.
-func (c *wire) Write(msgs []realtime.Message) error {
+func (c *conn) Write(msgs []realtime.Message) error {
 	if err := c.ws.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout)); err != nil {
 		return err
 	}
@@ -241,11 +269,11 @@ func (c *wire) Write(msgs []realtime.Message) error {
 	}
 	for _, m := range msgs {
 		var err error
-		if m.IsShared() {
+		if wire.IsShared(m) {
 			// A broadcast: frame (and compress) it once for every
 			// connection.
 			var pm any
-			if pm, err = m.Encoded(realtime.WebSocket, prepare); err == nil {
+			if pm, err = wire.Encoded(m, realtime.WebSocket, prepare); err == nil {
 				err = c.ws.WritePreparedMessage(pm.(*websocket.PreparedMessage))
 			}
 		} else {
@@ -277,7 +305,7 @@ func writeError(err error) error {
 
 // Close sends a close frame and gives the peer WriteTimeout to answer it;
 // once the read loop has ended it drops the connection at once.
-func (c *wire) Close(code int, reason string) error {
+func (c *conn) Close(code int, reason string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.readDone {
@@ -305,7 +333,7 @@ func (c *wire) Close(code int, reason string) error {
 }
 
 // teardownLocked stops the timers and closes the TCP connection.
-func (c *wire) teardownLocked() {
+func (c *conn) teardownLocked() {
 	if c.torn {
 		return
 	}

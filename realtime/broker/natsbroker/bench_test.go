@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
 	"github.com/rtkit/rtkit/testing/realtimetest"
 )
 
@@ -22,7 +23,7 @@ func BenchmarkPublishToSubscriber(b *testing.B) {
 		ba, _ := newBroker(b, ns, nil)
 		bb, _ := newBroker(b, ns, nil)
 		got := make(chan time.Duration, 1)
-		sub, err := bb.Subscribe(context.Background(), "bench", func(e realtime.Entry) {
+		sub, err := bb.Subscribe(context.Background(), "bench", func(e topics.Entry) {
 			got <- time.Since(time.Unix(0, int64(binary.BigEndian.Uint64(e.Data))))
 		})
 		if err != nil {
@@ -51,8 +52,8 @@ func BenchmarkPublishToSubscriber(b *testing.B) {
 		ns := startServer(b)
 		ba, _ := newBroker(b, ns, nil)
 		bb, _ := newBroker(b, ns, nil)
-		tsA, tsB := realtime.NewTopics(ba), realtime.NewTopics(bb)
-		rt := realtime.NewRoute(roomHandler(tsB), nil)
+		tsA, tsB := topics.New(ba), topics.New(bb)
+		rt := realtime.NewRoute(roomHandler(tsB), inMemory)
 		defer rt.Shutdown(context.Background())
 		c, _ := realtimetest.DialRoute(rt, nil)
 		c.SendText("bench 0")

@@ -11,12 +11,13 @@ import (
 
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/broker/natsbroker"
+	"github.com/rtkit/rtkit/realtime/topics"
 	"github.com/rtkit/rtkit/testing/realtimetest"
 )
 
 // roomHandler resumes the topic named by the first message after the
 // position it carries: "room 12".
-func roomHandler(ts *realtime.Topics) realtime.Handler {
+func roomHandler(ts *topics.Topics) realtime.Handler {
 	return realtime.Funcs{OnMessage: func(c *realtime.Conn, m realtime.Message) error {
 		var room string
 		var after uint64
@@ -25,9 +26,9 @@ func roomHandler(ts *realtime.Topics) realtime.Handler {
 	}}
 }
 
-func envOf(t testing.TB, c *realtimetest.Client) realtime.Envelope {
+func envOf(t testing.TB, c *realtimetest.Client) topics.Envelope {
 	t.Helper()
-	var env realtime.Envelope
+	var env topics.Envelope
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.ReceiveJSON(ctx, &env); err != nil {
@@ -42,7 +43,7 @@ func TestTwoNodes(t *testing.T) {
 	ns := startServer(t)
 	ba, _ := newBroker(t, ns, nil)
 	bb, _ := newBroker(t, ns, nil)
-	tsA, tsB := realtime.NewTopics(ba), realtime.NewTopics(bb)
+	tsA, tsB := topics.New(ba), topics.New(bb)
 	rtA := realtime.NewRoute(realtime.Funcs{
 		OnOpen: func(c *realtime.Conn) error {
 			if name := c.Request().URL.Query().Get("name"); name != "" {
@@ -51,9 +52,9 @@ func TestTwoNodes(t *testing.T) {
 			return nil
 		},
 		OnMessage: roomHandler(tsA).(realtime.Funcs).OnMessage,
-	}, nil)
+	}, inMemory)
 	defer rtA.Shutdown(tctx(t))
-	rtB := realtime.NewRoute(roomHandler(tsB), nil)
+	rtB := realtime.NewRoute(roomHandler(tsB), inMemory)
 	defer rtB.Shutdown(tctx(t))
 	ctx := tctx(t)
 
@@ -116,8 +117,8 @@ func TestOutage(t *testing.T) {
 	ns := startServer(t)
 	ba, ca := newBroker(t, ns, nil)
 	bb, cb := newBroker(t, ns, nil)
-	tsA, tsB := realtime.NewTopics(ba), realtime.NewTopics(bb)
-	rtB := realtime.NewRoute(roomHandler(tsB), &realtime.Options{SendQueue: 1024})
+	tsA, tsB := topics.New(ba), topics.New(bb)
+	rtB := realtime.NewRoute(roomHandler(tsB), &realtime.Options{Transports: inMemory.Transports, SendQueue: 1024})
 	defer rtB.Shutdown(tctx(t))
 	sub, _ := realtimetest.DialRoute(rtB, nil)
 	sub.SendText("t 0")
@@ -252,13 +253,13 @@ func TestPresenceExpiry(t *testing.T) {
 	ba, _ := newBroker(t, ns, &natsbroker.Options{PresenceTTL: ttl})
 	bb, _ := newBroker(t, ns, &natsbroker.Options{PresenceTTL: ttl})
 	ctx := tctx(t)
-	if err := ba.SetMember(ctx, "room", realtime.Member{ID: "m.1", Info: []byte(`{"x":1}`)}); err != nil {
+	if err := ba.SetMember(ctx, "room", topics.Member{ID: "m.1", Info: []byte(`{"x":1}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := ba.SetMember(ctx, "room2", realtime.Member{ID: "m.2"}); err != nil {
+	if err := ba.SetMember(ctx, "room2", topics.Member{ID: "m.2"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := ba.SetMember(ctx, "room", realtime.Member{ID: "gone"}); err != nil {
+	if err := ba.SetMember(ctx, "room", topics.Member{ID: "gone"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := bb.DeleteMember(ctx, "room", "gone"); err != nil {

@@ -1,4 +1,4 @@
-// Package natsbroker is a realtime.Broker on NATS JetStream: topics,
+// Package natsbroker is a topics.Broker on NATS JetStream: topics,
 // history, presence and request relaying shared by every node connected to
 // the same NATS system.
 //
@@ -48,7 +48,7 @@
 // server republishes in stream order from the stream leader. What it does
 // not do is fill holes: messages republished while the connection is down,
 // or dropped by the client as a slow consumer, are skipped. That is the
-// Broker contract; realtime.Topics notices the jump in sequence numbers and
+// Broker contract; topics.Topics notices the jump in sequence numbers and
 // fetches the missing messages from History. The NATS client resubscribes
 // by itself after a reconnect.
 //
@@ -115,6 +115,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
 )
 
 // Options configure a Broker. The zero value is usable.
@@ -124,7 +125,7 @@ type Options struct {
 	// "rtkit" if empty. Brokers that share topics must use the same prefix.
 	Prefix string
 	// History is how many messages each topic keeps (the stream's MaxMsgs,
-	// oldest discarded first); realtime.DefaultHistory if <= 0. It applies
+	// oldest discarded first); topics.DefaultHistory if <= 0. It applies
 	// when a topic's stream is created: existing streams keep theirs.
 	History int
 	// Replicas is the number of copies JetStream keeps of each topic
@@ -164,7 +165,7 @@ const (
 	timeoutHeader = "Rtkit-Timeout"
 )
 
-// Broker is a realtime.Broker, realtime.PresenceStore and realtime.Relay
+// Broker is a topics.Broker, topics.PresenceStore and realtime.Relay
 // on NATS JetStream. Its methods are safe for concurrent use.
 type Broker struct {
 	nc        *nats.Conn
@@ -184,9 +185,9 @@ type Broker struct {
 }
 
 var (
-	_ realtime.Broker        = (*Broker)(nil)
-	_ realtime.PresenceStore = (*Broker)(nil)
-	_ realtime.Relay         = (*Broker)(nil)
+	_ topics.Broker        = (*Broker)(nil)
+	_ topics.PresenceStore = (*Broker)(nil)
+	_ realtime.Relay       = (*Broker)(nil)
 )
 
 // New returns a broker on nc, whose server must have JetStream enabled.
@@ -210,7 +211,7 @@ func New(nc *nats.Conn, o *Options) (*Broker, error) {
 		}
 	}
 	if oo.History <= 0 {
-		oo.History = realtime.DefaultHistory
+		oo.History = topics.DefaultHistory
 	}
 	if oo.Replicas <= 0 {
 		oo.Replicas = 1
@@ -245,7 +246,7 @@ func New(nc *nats.Conn, o *Options) (*Broker, error) {
 }
 
 // Close ends the broker's subscriptions, relays and presence refreshing;
-// its methods then return realtime.ErrBrokerClosed. The members it set
+// its methods then return topics.ErrBrokerClosed. The members it set
 // are not deleted: they expire after PresenceTTL. The connection stays
 // open.
 func (b *Broker) Close() error {
@@ -336,7 +337,7 @@ func isAlnum(c byte) bool {
 // connection is down, and when ctx ends before the server acknowledges.
 func (b *Broker) Publish(ctx context.Context, topic string, m realtime.Message) (uint64, error) {
 	if b.isClosed() {
-		return 0, realtime.ErrBrokerClosed
+		return 0, topics.ErrBrokerClosed
 	}
 	if !b.nc.IsConnected() {
 		return 0, fmt.Errorf("natsbroker: publish to %q: %w", topic, nats.ErrDisconnected)
@@ -400,7 +401,7 @@ func typeOf(h nats.Header) realtime.MessageType {
 // subscription is a core NATS subscription on a topic's live subject.
 type subscription struct {
 	b       *Broker
-	deliver func(realtime.Entry)
+	deliver func(topics.Entry)
 	ns      *nats.Subscription
 
 	mu     sync.Mutex // serialises deliveries with Close
@@ -410,11 +411,11 @@ type subscription struct {
 // Subscribe delivers the messages published to topic once it has
 // returned, one call at a time, in order; see the package documentation
 // for what an outage skips. It creates no stream.
-func (b *Broker) Subscribe(ctx context.Context, topic string, deliver func(realtime.Entry)) (realtime.Subscription, error) {
+func (b *Broker) Subscribe(ctx context.Context, topic string, deliver func(topics.Entry)) (topics.Subscription, error) {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return nil, realtime.ErrBrokerClosed
+		return nil, topics.ErrBrokerClosed
 	}
 	s := &subscription{b: b, deliver: deliver}
 	b.subs[s] = struct{}{}
@@ -441,7 +442,7 @@ func (s *subscription) handle(msg *nats.Msg) {
 	if err != nil || seq == 0 {
 		return // not a republished message
 	}
-	e := realtime.Entry{Seq: seq, Message: realtime.Message{Type: typeOf(msg.Header), Data: msg.Data}}
+	e := topics.Entry{Seq: seq, Message: realtime.Message{Type: typeOf(msg.Header), Data: msg.Data}}
 	s.mu.Lock()
 	if !s.closed {
 		s.deliver(e)
@@ -466,14 +467,14 @@ func (s *subscription) Close() error {
 
 // History returns topic's kept messages after after, at most limit of
 // them (limit <= 0: all kept), with one batched direct get.
-func (b *Broker) History(ctx context.Context, topic string, after uint64, limit int) (realtime.History, error) {
+func (b *Broker) History(ctx context.Context, topic string, after uint64, limit int) (topics.History, error) {
 	if b.isClosed() {
-		return realtime.History{}, realtime.ErrBrokerClosed
+		return topics.History{}, topics.ErrBrokerClosed
 	}
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
 	n := b.names(topic)
-	var h realtime.History
+	var h topics.History
 	if after == math.MaxUint64 {
 		last, err := b.lastSeq(ctx, n)
 		h.Last = last
@@ -487,10 +488,10 @@ func (b *Broker) History(ctx context.Context, topic string, after uint64, limit 
 		}
 		bt, err := b.directBatch(ctx, n.stream, directGet{Seq: next, Batch: want})
 		if err != nil {
-			return realtime.History{}, fmt.Errorf("natsbroker: history of %q: %w", topic, err)
+			return topics.History{}, fmt.Errorf("natsbroker: history of %q: %w", topic, err)
 		}
 		if bt.noStream {
-			return realtime.History{}, nil
+			return topics.History{}, nil
 		}
 		if len(bt.entries) == 0 {
 			if len(h.Entries) > 0 {
@@ -499,7 +500,7 @@ func (b *Broker) History(ctx context.Context, topic string, after uint64, limit 
 			// Nothing from next on: after is the last, or beyond it.
 			last, err := b.lastSeq(ctx, n)
 			if err != nil {
-				return realtime.History{}, fmt.Errorf("natsbroker: history of %q: %w", topic, err)
+				return topics.History{}, fmt.Errorf("natsbroker: history of %q: %w", topic, err)
 			}
 			if after < last && !retried {
 				// A message stored between the read and the look at the
@@ -528,7 +529,7 @@ func (b *Broker) History(ctx context.Context, topic string, after uint64, limit 
 
 // batch is the answer to a direct get.
 type batch struct {
-	entries  []realtime.Entry
+	entries  []topics.Entry
 	headers  []nats.Header // entries' headers
 	last     uint64        // the stream's last seq, as of the end of the batch
 	noStream bool
@@ -582,7 +583,7 @@ func (b *Broker) directBatch(ctx context.Context, stream string, r directGet) (b
 		if err != nil {
 			return bt, fmt.Errorf("direct get from %s: bad sequence: %w", stream, err)
 		}
-		bt.entries = append(bt.entries, realtime.Entry{Seq: s, Message: realtime.Message{Type: typeOf(msg.Header), Data: msg.Data}})
+		bt.entries = append(bt.entries, topics.Entry{Seq: s, Message: realtime.Message{Type: typeOf(msg.Header), Data: msg.Data}})
 		bt.headers = append(bt.headers, msg.Header)
 	}
 }

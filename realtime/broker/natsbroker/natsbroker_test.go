@@ -13,13 +13,14 @@ import (
 
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/broker/natsbroker"
+	"github.com/rtkit/rtkit/realtime/topics"
 )
 
 // topicNames exercise the escaping: subject tokens, wildcards, case,
 // the empty name and one too long to be used as is.
 var topicNames = []string{"lobby", "a.b", "*", ">", "", "Room", "room", "ünï code/x y", strings.Repeat("long", 100)}
 
-func sameEntries(a, b []realtime.Entry) bool {
+func sameEntries(a, b []topics.Entry) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -31,7 +32,7 @@ func sameEntries(a, b []realtime.Entry) bool {
 	return true
 }
 
-func fmtHistory(h realtime.History) string {
+func fmtHistory(h topics.History) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "{gap %v last %d [", h.Gap, h.Last)
 	for _, e := range h.Entries {
@@ -46,7 +47,7 @@ func fmtHistory(h realtime.History) string {
 func TestConformance(t *testing.T) {
 	ns := startServer(t)
 	nb, c := newBroker(t, ns, &natsbroker.Options{History: 4})
-	mb := realtime.NewMemoryBroker(&realtime.MemoryOptions{History: 4})
+	mb := topics.NewMemoryBroker(&topics.MemoryOptions{History: 4})
 	ctx := tctx(t)
 	js, _ := jetstream.New(c.nc)
 
@@ -58,7 +59,7 @@ func TestConformance(t *testing.T) {
 				t.Fatalf("history of unknown %q: %+v, %v", topic, h, err)
 			}
 		}
-		sub, err := nb.Subscribe(ctx, topic, func(realtime.Entry) {})
+		sub, err := nb.Subscribe(ctx, topic, func(topics.Entry) {})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,18 +72,18 @@ func TestConformance(t *testing.T) {
 	// Live deliveries, to compare with what Publish returned.
 	type got struct {
 		topic string
-		e     realtime.Entry
+		e     topics.Entry
 	}
 	live := make(chan got, 1000)
 	for _, topic := range topicNames {
-		sub, err := nb.Subscribe(ctx, topic, func(e realtime.Entry) { live <- got{topic, e} })
+		sub, err := nb.Subscribe(ctx, topic, func(e topics.Entry) { live <- got{topic, e} })
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer sub.Close()
 	}
 
-	types := []realtime.MessageType{realtime.TextMessage, realtime.BinaryMessage, realtime.PresenceMessage}
+	types := []realtime.MessageType{realtime.TextMessage, realtime.BinaryMessage, topics.PresenceMessage}
 	var want []got
 	for i := range 7 {
 		for j, topic := range topicNames {
@@ -98,12 +99,12 @@ func TestConformance(t *testing.T) {
 			if s1 != s2 || s1 != uint64(i+1) {
 				t.Fatalf("publish %d to %q: seq %d, memory broker %d", i, topic, s1, s2)
 			}
-			want = append(want, got{topic, realtime.Entry{Seq: s1, Message: m}})
+			want = append(want, got{topic, topics.Entry{Seq: s1, Message: m}})
 		}
 	}
 	// Each topic's live deliveries come in order, with types and data.
 	next := map[string]int{}
-	byTopic := map[string][]realtime.Entry{}
+	byTopic := map[string][]topics.Entry{}
 	for _, w := range want {
 		byTopic[w.topic] = append(byTopic[w.topic], w.e)
 	}
@@ -113,7 +114,7 @@ func TestConformance(t *testing.T) {
 		case g := <-live:
 			w := byTopic[g.topic][next[g.topic]]
 			next[g.topic]++
-			if !sameEntries([]realtime.Entry{g.e}, []realtime.Entry{w}) {
+			if !sameEntries([]topics.Entry{g.e}, []topics.Entry{w}) {
 				t.Fatalf("live %q: got %d:%d:%q, want %d:%d:%q", g.topic, g.e.Seq, g.e.Type, g.e.Data, w.Seq, w.Type, w.Data)
 			}
 		case <-deadline:
@@ -139,10 +140,10 @@ func TestConformance(t *testing.T) {
 
 	// After Close: ErrBrokerClosed.
 	nb.Close()
-	if _, err := nb.Publish(ctx, "lobby", realtime.Text("x")); !errors.Is(err, realtime.ErrBrokerClosed) {
+	if _, err := nb.Publish(ctx, "lobby", realtime.Text("x")); !errors.Is(err, topics.ErrBrokerClosed) {
 		t.Fatalf("publish after close: %v", err)
 	}
-	if _, err := nb.History(ctx, "lobby", 0, 0); !errors.Is(err, realtime.ErrBrokerClosed) {
+	if _, err := nb.History(ctx, "lobby", 0, 0); !errors.Is(err, topics.ErrBrokerClosed) {
 		t.Fatalf("history after close: %v", err)
 	}
 }

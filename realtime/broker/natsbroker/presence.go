@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
 )
 
 // bucket is the presence bucket's name.
@@ -82,9 +82,9 @@ func (b *Broker) drop(key string, e *memberEntry) {
 
 // SetMember records m as present in topic, and keeps it there (see
 // Options.PresenceTTL) until DeleteMember or Close.
-func (b *Broker) SetMember(ctx context.Context, topic string, m realtime.Member) error {
+func (b *Broker) SetMember(ctx context.Context, topic string, m topics.Member) error {
 	if b.isClosed() {
-		return realtime.ErrBrokerClosed
+		return topics.ErrBrokerClosed
 	}
 	val, err := json.Marshal(m)
 	if err != nil {
@@ -161,7 +161,7 @@ func (b *Broker) expired(ctx context.Context, key string) (bool, error) {
 // node set it.
 func (b *Broker) DeleteMember(ctx context.Context, topic, id string) error {
 	if b.isClosed() {
-		return realtime.ErrBrokerClosed
+		return topics.ErrBrokerClosed
 	}
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
@@ -180,14 +180,14 @@ func (b *Broker) DeleteMember(ctx context.Context, topic, id string) error {
 // one revision per key, so each key's message is its value or its delete
 // marker) rather than a KV watch: a watch waits for a key that expires
 // while it starts.
-func (b *Broker) Members(ctx context.Context, topic string) ([]realtime.Member, error) {
+func (b *Broker) Members(ctx context.Context, topic string) ([]topics.Member, error) {
 	if b.isClosed() {
-		return nil, realtime.ErrBrokerClosed
+		return nil, topics.ErrBrokerClosed
 	}
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
 	r := directGet{Seq: 1, NextFor: "$KV." + b.bucket() + "." + token(topic) + ".*", Batch: maxBatch}
-	var out []realtime.Member
+	var out []topics.Member
 	for {
 		bt, err := b.directBatch(ctx, "KV_"+b.bucket(), r)
 		if err != nil {
@@ -197,7 +197,7 @@ func (b *Broker) Members(ctx context.Context, topic string) ([]realtime.Member, 
 			if bt.headers[i].Get("KV-Operation") != "" {
 				continue // deleted
 			}
-			var m realtime.Member
+			var m topics.Member
 			if err := json.Unmarshal(e.Data, &m); err == nil {
 				out = append(out, m)
 			}

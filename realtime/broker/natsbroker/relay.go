@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
 )
 
 // nodeSubject is the subject node's relay answers on.
@@ -23,7 +24,7 @@ func (b *Broker) ServeNode(ctx context.Context, node string, h func(ctx context.
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return realtime.ErrBrokerClosed
+		return topics.ErrBrokerClosed
 	}
 	b.wg.Add(1) // the goroutine that ends the subscription
 	b.mu.Unlock()
@@ -77,7 +78,7 @@ func (b *Broker) ServeNode(ctx context.Context, node string, h func(ctx context.
 // when no broker serves node (NATS reports no responders at once).
 func (b *Broker) Request(ctx context.Context, node string, req []byte) ([]byte, error) {
 	if b.isClosed() {
-		return nil, realtime.ErrBrokerClosed
+		return nil, topics.ErrBrokerClosed
 	}
 	msg := nats.NewMsg(b.nodeSubject(node))
 	msg.Data = req

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
 )
 
 // BenchmarkPublishToSubscriber measures the end-to-end latency of one
@@ -20,7 +21,7 @@ func BenchmarkPublishToSubscriber(b *testing.B) {
 	nodeA, nodeB := newBroker(b, s, nil), newBroker(b, s, nil)
 	ctx := context.Background()
 	got := make(chan time.Time, 1)
-	sub, err := nodeB.Subscribe(ctx, "bench", func(realtime.Entry) { got <- time.Now() })
+	sub, err := nodeB.Subscribe(ctx, "bench", func(topics.Entry) { got <- time.Now() })
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,12 +12,13 @@ import (
 
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/broker/redisbroker"
+	"github.com/rtkit/rtkit/realtime/topics"
 	"github.com/rtkit/rtkit/testing/realtimetest"
 )
 
 // roomHandler resumes the topic named by the first message after the
 // position it carries: "room 12".
-func roomHandler(ts *realtime.Topics) func(*realtime.Conn, realtime.Message) error {
+func roomHandler(ts *topics.Topics) func(*realtime.Conn, realtime.Message) error {
 	return func(c *realtime.Conn, m realtime.Message) error {
 		var room string
 		var after uint64
@@ -26,9 +27,9 @@ func roomHandler(ts *realtime.Topics) func(*realtime.Conn, realtime.Message) err
 	}
 }
 
-func envOf(t testing.TB, c *realtimetest.Client) realtime.Envelope {
+func envOf(t testing.TB, c *realtimetest.Client) topics.Envelope {
 	t.Helper()
-	var env realtime.Envelope
+	var env topics.Envelope
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.ReceiveJSON(ctx, &env); err != nil {
@@ -42,8 +43,8 @@ func envOf(t testing.TB, c *realtimetest.Client) realtime.Envelope {
 // reach B's subscribers.
 func TestTwoNodes(t *testing.T) {
 	s := startRedis(t)
-	tsA := realtime.NewTopics(newBroker(t, s, nil))
-	tsB := realtime.NewTopics(newBroker(t, s, nil))
+	tsA := topics.New(newBroker(t, s, nil))
+	tsB := topics.New(newBroker(t, s, nil))
 	rtA := realtime.NewRoute(realtime.Funcs{
 		OnOpen: func(c *realtime.Conn) error {
 			if name := c.Request().URL.Query().Get("name"); name != "" {
@@ -52,9 +53,9 @@ func TestTwoNodes(t *testing.T) {
 			return nil
 		},
 		OnMessage: roomHandler(tsA),
-	}, nil)
+	}, inMemory)
 	defer rtA.Shutdown(tctx(t))
-	rtB := realtime.NewRoute(realtime.Funcs{OnMessage: roomHandler(tsB)}, nil)
+	rtB := realtime.NewRoute(realtime.Funcs{OnMessage: roomHandler(tsB)}, inMemory)
 	defer rtB.Shutdown(tctx(t))
 	ctx := tctx(t)
 
@@ -119,10 +120,10 @@ func TestMembersExpire(t *testing.T) {
 	live := newBroker(t, s, &redisbroker.Options{MemberTTL: ttl})
 	dying := newBroker(t, s, &redisbroker.Options{MemberTTL: ttl})
 	ctx := tctx(t)
-	if err := live.SetMember(ctx, "t", realtime.Member{ID: "live", Info: []byte(`"l"`)}); err != nil {
+	if err := live.SetMember(ctx, "t", topics.Member{ID: "live", Info: []byte(`"l"`)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := dying.SetMember(ctx, "t", realtime.Member{ID: "dying"}); err != nil {
+	if err := dying.SetMember(ctx, "t", topics.Member{ID: "dying"}); err != nil {
 		t.Fatal(err)
 	}
 	ids := func() []string {

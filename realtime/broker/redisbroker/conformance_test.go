@@ -10,11 +10,12 @@ import (
 
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/broker/redisbroker"
+	"github.com/rtkit/rtkit/realtime/topics"
 )
 
 // transcript runs the same calls on a broker keeping 4 messages per topic
 // and records what it answers, for comparison with the memory broker.
-func transcript(t *testing.T, b realtime.Broker) []string {
+func transcript(t *testing.T, b topics.Broker) []string {
 	ctx := tctx(t)
 	var out []string
 	rec := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
@@ -34,7 +35,7 @@ func transcript(t *testing.T, b realtime.Broker) []string {
 	msgs := []realtime.Message{
 		realtime.Text("one"),
 		realtime.Binary([]byte{0, 1, 2, 0xff}),
-		{Type: realtime.PresenceMessage, Data: []byte(`{"presence":"join"}`)},
+		{Type: topics.PresenceMessage, Data: []byte(`{"presence":"join"}`)},
 		realtime.Text(""),
 		realtime.Binary(nil),
 		realtime.Text("six with spaces and\nnewlines"),
@@ -70,11 +71,11 @@ func transcript(t *testing.T, b realtime.Broker) []string {
 	return out
 }
 
-func entries(es []realtime.Entry) string {
+func entries(es []topics.Entry) string {
 	s := "["
 	for _, e := range es {
 		s += fmt.Sprintf(" %d:%s:%q", e.Seq, e.Type, e.Data)
-		if e.Type == realtime.PresenceMessage {
+		if e.Type == topics.PresenceMessage {
 			s += "(presence)"
 		}
 	}
@@ -83,7 +84,7 @@ func entries(es []realtime.Entry) string {
 
 func TestConformsToMemoryBroker(t *testing.T) {
 	s := startRedis(t)
-	mem := realtime.NewMemoryBroker(&realtime.MemoryOptions{History: 4})
+	mem := topics.NewMemoryBroker(&topics.MemoryOptions{History: 4})
 	want := transcript(t, mem)
 	got := transcript(t, newBroker(t, s, &redisbroker.Options{History: 4}))
 	if !reflect.DeepEqual(got, want) {
@@ -111,16 +112,16 @@ func TestClosedBroker(t *testing.T) {
 	b := newBroker(t, s, nil)
 	b.Close()
 	ctx := tctx(t)
-	if _, err := b.Publish(ctx, "t", realtime.Text("x")); !errors.Is(err, realtime.ErrBrokerClosed) {
+	if _, err := b.Publish(ctx, "t", realtime.Text("x")); !errors.Is(err, topics.ErrBrokerClosed) {
 		t.Errorf("publish: %v", err)
 	}
-	if _, err := b.Subscribe(ctx, "t", func(realtime.Entry) {}); !errors.Is(err, realtime.ErrBrokerClosed) {
+	if _, err := b.Subscribe(ctx, "t", func(topics.Entry) {}); !errors.Is(err, topics.ErrBrokerClosed) {
 		t.Errorf("subscribe: %v", err)
 	}
-	if _, err := b.History(ctx, "t", 0, 0); !errors.Is(err, realtime.ErrBrokerClosed) {
+	if _, err := b.History(ctx, "t", 0, 0); !errors.Is(err, topics.ErrBrokerClosed) {
 		t.Errorf("history: %v", err)
 	}
-	if _, err := b.Request(ctx, "n", nil); !errors.Is(err, realtime.ErrBrokerClosed) {
+	if _, err := b.Request(ctx, "n", nil); !errors.Is(err, topics.ErrBrokerClosed) {
 		t.Errorf("request: %v", err)
 	}
 }

@@ -3,8 +3,10 @@ package redisbroker_test
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"sync"
@@ -14,13 +16,83 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
-	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/broker/redisbroker"
+	"github.com/rtkit/rtkit/realtime/topics"
 )
 
+// exampleRedis is the address of the redis-server that TestMain starts
+// for the Example functions, which cannot start one themselves (they have
+// no testing.TB) and cannot skip.
+var exampleRedis string
+
+// TestMain starts a redis-server for the examples when there is one on
+// PATH, and otherwise leaves the examples out (unless -run asks for them)
+// so that the tests still run, each skipping what needs Redis. After the
+// run it checks for leaked goroutines as goleak.VerifyTestMain does:
 // go-redis starts no background goroutines that outlive a closed client
 // and its closed PubSubs, so no goleak ignores are needed.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	flag.Parse()
+	stop, err := startExampleRedis()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "redisbroker:", err)
+		os.Exit(1)
+	}
+	if stop == nil {
+		// Examples cannot skip themselves: leave them out of the run.
+		skip := "^Example"
+		if f := flag.Lookup("test.skip"); f != nil && f.Value.String() != "" {
+			skip = f.Value.String() + "|" + skip
+		}
+		flag.Set("test.skip", skip)
+		fmt.Fprintln(os.Stderr, "redisbroker: redis-server not on PATH (apt-get install redis-server): skipping the examples")
+	}
+	code := m.Run()
+	if stop != nil {
+		stop()
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: Errors on successful test run: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// startExampleRedis starts a redis-server on a free loopback port, with
+// its data in a temporary directory, and sets exampleRedis. It returns a
+// nil stop when redis-server is not on PATH.
+func startExampleRedis() (stop func(), err error) {
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, nil
+	}
+	dir, err := os.MkdirTemp("", "redisbroker-example")
+	if err != nil {
+		return nil, err
+	}
+	s := &redisServer{path: path, dir: dir}
+	// Another process may take the free port before redis-server binds
+	// it: try a few.
+	for attempt := 0; ; attempt++ {
+		if s.port, err = freeLoopbackPort(); err == nil {
+			err = s.Start()
+		}
+		if err == nil {
+			break
+		}
+		if attempt == 4 {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
+	exampleRedis = s.Addr()
+	return func() {
+		s.Kill()
+		os.RemoveAll(dir)
+	}, nil
+}
 
 // redisServer is a redis-server process on a free loopback port, with its
 // data (an append-only file) in a test's temporary directory, so that it
@@ -61,12 +133,20 @@ func startRedis(t testing.TB) *redisServer {
 }
 
 func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeLoopbackPort()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return port
+}
+
+func freeLoopbackPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (s *redisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
@@ -160,13 +240,13 @@ func tctx(t testing.TB) context.Context {
 // collector gathers a subscription's deliveries.
 type collector struct {
 	mu      sync.Mutex
-	entries []realtime.Entry
+	entries []topics.Entry
 	notify  chan struct{}
 }
 
 func newCollector() *collector { return &collector{notify: make(chan struct{}, 1)} }
 
-func (c *collector) deliver(e realtime.Entry) {
+func (c *collector) deliver(e topics.Entry) {
 	c.mu.Lock()
 	c.entries = append(c.entries, e)
 	c.mu.Unlock()
@@ -177,14 +257,14 @@ func (c *collector) deliver(e realtime.Entry) {
 }
 
 // wait returns the entries once there are at least n.
-func (c *collector) wait(t testing.TB, n int) []realtime.Entry {
+func (c *collector) wait(t testing.TB, n int) []topics.Entry {
 	t.Helper()
 	deadline := time.NewTimer(10 * time.Second)
 	defer deadline.Stop()
 	for {
 		c.mu.Lock()
 		if len(c.entries) >= n {
-			out := append([]realtime.Entry(nil), c.entries...)
+			out := append([]topics.Entry(nil), c.entries...)
 			c.mu.Unlock()
 			return out
 		}

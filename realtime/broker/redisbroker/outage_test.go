@@ -10,6 +10,7 @@ import (
 
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/broker/redisbroker"
+	"github.com/rtkit/rtkit/realtime/topics"
 	"github.com/rtkit/rtkit/testing/realtimetest"
 )
 
@@ -21,8 +22,8 @@ import (
 func TestOutage(t *testing.T) {
 	s := startRedis(t)
 	pub := newBroker(t, s, nil)
-	ts := realtime.NewTopics(newBroker(t, s, nil))
-	rt := realtime.NewRoute(realtime.Funcs{OnMessage: roomHandler(ts)}, &realtime.Options{SendQueue: 8192})
+	ts := topics.New(newBroker(t, s, nil))
+	rt := realtime.NewRoute(realtime.Funcs{OnMessage: roomHandler(ts)}, &realtime.Options{Transports: inMemory.Transports, SendQueue: 8192})
 	defer rt.Shutdown(tctx(t))
 	ctx := tctx(t)
 
@@ -37,12 +38,12 @@ func TestOutage(t *testing.T) {
 	}
 
 	// The reader keeps the connection drained.
-	var got []realtime.Envelope
+	var got []topics.Envelope
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
 		for {
-			var env realtime.Envelope
+			var env topics.Envelope
 			rctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			err := c.ReceiveJSON(rctx, &env)
 			cancel()
@@ -269,7 +270,7 @@ func TestSubscriptionReturnsWithRedis(t *testing.T) {
 	a := newBroker(t, s, nil)
 	admin := s.Client(t)
 	ctx := tctx(t)
-	sub, err := a.Subscribe(ctx, "t", func(realtime.Entry) {})
+	sub, err := a.Subscribe(ctx, "t", func(topics.Entry) {})
 	if err != nil {
 		t.Fatal(err)
 	}

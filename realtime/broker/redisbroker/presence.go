@@ -8,7 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
 )
 
 // localMember is a member set through this broker, refreshed by it.
@@ -68,9 +68,9 @@ func (b *Broker) ttlMillis() int64 {
 // SetMember records m as present in topic, on every node. With a
 // MemberTTL the broker refreshes it until DeleteMember, so it expires
 // only if this process stops doing so.
-func (b *Broker) SetMember(ctx context.Context, topic string, m realtime.Member) error {
+func (b *Broker) SetMember(ctx context.Context, topic string, m topics.Member) error {
 	if b.isClosed() {
-		return realtime.ErrBrokerClosed
+		return topics.ErrBrokerClosed
 	}
 	b.pwrite.RLock()
 	defer b.pwrite.RUnlock()
@@ -91,7 +91,7 @@ func (b *Broker) SetMember(ctx context.Context, topic string, m realtime.Member)
 // DeleteMember removes the member with the given id from topic.
 func (b *Broker) DeleteMember(ctx context.Context, topic, id string) error {
 	if b.isClosed() {
-		return realtime.ErrBrokerClosed
+		return topics.ErrBrokerClosed
 	}
 	b.pwrite.RLock()
 	defer b.pwrite.RUnlock()
@@ -111,17 +111,17 @@ func (b *Broker) DeleteMember(ctx context.Context, topic, id string) error {
 
 // Members lists topic's members, set through any broker on the same
 // Redis and prefix, less those that expired.
-func (b *Broker) Members(ctx context.Context, topic string) ([]realtime.Member, error) {
+func (b *Broker) Members(ctx context.Context, topic string) ([]topics.Member, error) {
 	if b.isClosed() {
-		return nil, realtime.ErrBrokerClosed
+		return nil, topics.ErrBrokerClosed
 	}
 	kv, err := membersScript.Run(ctx, b.c, b.memberKeys(topic)).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: members of %q: %w", topic, err)
 	}
-	out := make([]realtime.Member, 0, len(kv)/2)
+	out := make([]topics.Member, 0, len(kv)/2)
 	for i := 0; i+1 < len(kv); i += 2 {
-		m := realtime.Member{ID: kv[i]}
+		m := topics.Member{ID: kv[i]}
 		if kv[i+1] != "" {
 			m.Info = json.RawMessage(kv[i+1])
 		}

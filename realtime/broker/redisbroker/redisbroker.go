@@ -1,4 +1,4 @@
-// Package redisbroker is a realtime.Broker on Redis: topics, their history
+// Package redisbroker is a topics.Broker on Redis: topics, their history
 // and presence shared by every node connected to one Redis server (or
 // cluster), and a realtime.Relay that forwards session requests between
 // nodes.
@@ -24,7 +24,7 @@
 // the latest when its context ends) and the message is not sent. A
 // subscription reconnects by itself, then fetches from the history what was
 // published while it was away and delivers it before the live messages, so
-// it delivers every kept message exactly once, in order. realtime.Topics
+// it delivers every kept message exactly once, in order. topics.Topics
 // also refills from the history whenever it sees sequence numbers jump.
 //
 // While Redis refuses connections, one probe per broker dials it every
@@ -80,6 +80,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
 )
 
 // Options configure a Broker. The zero value is usable.
@@ -92,7 +93,7 @@ type Options struct {
 	// History is how many messages of each topic Redis keeps for resuming
 	// subscribers and refilling holes (exactly that many: the stream is
 	// trimmed exactly, see Publish). Zero or less means
-	// realtime.DefaultHistory.
+	// topics.DefaultHistory.
 	History int
 	// MemberTTL is how long a presence member that this broker set stays
 	// listed once the broker stops refreshing it, which happens when its
@@ -118,7 +119,7 @@ const (
 	DefaultPingInterval = 15 * time.Second
 )
 
-// Broker is a realtime.Broker, realtime.PresenceStore and realtime.Relay
+// Broker is a topics.Broker, topics.PresenceStore and realtime.Relay
 // on Redis. It is safe for concurrent use.
 type Broker struct {
 	c         redis.UniversalClient
@@ -149,9 +150,9 @@ type Broker struct {
 }
 
 var (
-	_ realtime.Broker        = (*Broker)(nil)
-	_ realtime.PresenceStore = (*Broker)(nil)
-	_ realtime.Relay         = (*Broker)(nil)
+	_ topics.Broker        = (*Broker)(nil)
+	_ topics.PresenceStore = (*Broker)(nil)
+	_ realtime.Relay       = (*Broker)(nil)
 )
 
 // New returns a broker on client, which it uses but does not own: close
@@ -168,7 +169,7 @@ func New(client redis.UniversalClient, o *Options) (*Broker, error) {
 		opts.Prefix = DefaultPrefix
 	}
 	if opts.History <= 0 {
-		opts.History = realtime.DefaultHistory
+		opts.History = topics.DefaultHistory
 	}
 	if opts.MemberTTL == 0 {
 		opts.MemberTTL = DefaultMemberTTL
@@ -248,7 +249,7 @@ return seq
 // ctx ends at the latest, and m is not published.
 func (b *Broker) Publish(ctx context.Context, topic string, m realtime.Message) (uint64, error) {
 	if b.isClosed() {
-		return 0, realtime.ErrBrokerClosed
+		return 0, topics.ErrBrokerClosed
 	}
 	keys := []string{b.key(topic, "seq"), b.key(topic, "h"), b.key(topic, "live")}
 	seq, err := publishScript.Run(ctx, b.c, keys, b.history, int(m.Type), m.Data).Uint64()
@@ -260,9 +261,9 @@ func (b *Broker) Publish(ctx context.Context, topic string, m realtime.Message) 
 
 // History returns topic's kept messages after the given position, read in
 // one transaction with the topic's last sequence number.
-func (b *Broker) History(ctx context.Context, topic string, after uint64, limit int) (realtime.History, error) {
+func (b *Broker) History(ctx context.Context, topic string, after uint64, limit int) (topics.History, error) {
 	if b.isClosed() {
-		return realtime.History{}, realtime.ErrBrokerClosed
+		return topics.History{}, topics.ErrBrokerClosed
 	}
 	var (
 		last *redis.StringCmd
@@ -281,29 +282,29 @@ func (b *Broker) History(ctx context.Context, topic string, after uint64, limit 
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return realtime.History{}, fmt.Errorf("redisbroker: history of %q: %w", topic, err)
+		return topics.History{}, fmt.Errorf("redisbroker: history of %q: %w", topic, err)
 	}
-	var h realtime.History
+	var h topics.History
 	if s, err := last.Result(); err == nil {
 		h.Last, err = strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			return realtime.History{}, fmt.Errorf("redisbroker: history of %q: bad counter %q", topic, s)
+			return topics.History{}, fmt.Errorf("redisbroker: history of %q: bad counter %q", topic, s)
 		}
 	} else if !errors.Is(err, redis.Nil) {
-		return realtime.History{}, fmt.Errorf("redisbroker: history of %q: %w", topic, err)
+		return topics.History{}, fmt.Errorf("redisbroker: history of %q: %w", topic, err)
 	}
 	if after >= h.Last || xr == nil {
 		return h, nil
 	}
 	msgs, err := xr.Result()
 	if err != nil {
-		return realtime.History{}, fmt.Errorf("redisbroker: history of %q: %w", topic, err)
+		return topics.History{}, fmt.Errorf("redisbroker: history of %q: %w", topic, err)
 	}
-	h.Entries = make([]realtime.Entry, 0, len(msgs))
+	h.Entries = make([]topics.Entry, 0, len(msgs))
 	for _, x := range msgs {
 		e, err := entryOf(x)
 		if err != nil {
-			return realtime.History{}, fmt.Errorf("redisbroker: history of %q: %w", topic, err)
+			return topics.History{}, fmt.Errorf("redisbroker: history of %q: %w", topic, err)
 		}
 		h.Entries = append(h.Entries, e)
 	}
@@ -312,37 +313,37 @@ func (b *Broker) History(ctx context.Context, topic string, after uint64, limit 
 }
 
 // entryOf decodes a history stream entry.
-func entryOf(x redis.XMessage) (realtime.Entry, error) {
+func entryOf(x redis.XMessage) (topics.Entry, error) {
 	_, s, ok := strings.Cut(x.ID, "-")
 	seq, err := strconv.ParseUint(s, 10, 64)
 	if !ok || err != nil {
-		return realtime.Entry{}, fmt.Errorf("bad entry id %q", x.ID)
+		return topics.Entry{}, fmt.Errorf("bad entry id %q", x.ID)
 	}
 	ts, _ := x.Values["t"].(string)
 	t, err := strconv.Atoi(ts)
 	if err != nil {
-		return realtime.Entry{}, fmt.Errorf("bad entry type %q", ts)
+		return topics.Entry{}, fmt.Errorf("bad entry type %q", ts)
 	}
 	d, _ := x.Values["d"].(string)
-	return realtime.Entry{Seq: seq, Message: realtime.Message{Type: realtime.MessageType(t), Data: []byte(d)}}, nil
+	return topics.Entry{Seq: seq, Message: realtime.Message{Type: realtime.MessageType(t), Data: []byte(d)}}, nil
 }
 
 // decodeLive decodes a live message: "<seq> <type> <data>".
-func decodeLive(payload string) (realtime.Entry, error) {
+func decodeLive(payload string) (topics.Entry, error) {
 	s, rest, ok1 := strings.Cut(payload, " ")
 	ts, data, ok2 := strings.Cut(rest, " ")
 	seq, err1 := strconv.ParseUint(s, 10, 64)
 	t, err2 := strconv.Atoi(ts)
 	if !ok1 || !ok2 || err1 != nil || err2 != nil {
 		n := min(len(payload), 32)
-		return realtime.Entry{}, fmt.Errorf("redisbroker: malformed live message %q", payload[:n])
+		return topics.Entry{}, fmt.Errorf("redisbroker: malformed live message %q", payload[:n])
 	}
-	return realtime.Entry{Seq: seq, Message: realtime.Message{Type: realtime.MessageType(t), Data: []byte(data)}}, nil
+	return topics.Entry{Seq: seq, Message: realtime.Message{Type: realtime.MessageType(t), Data: []byte(data)}}, nil
 }
 
 // Close ends the broker's subscriptions, relay servers and member
 // refreshes, waiting for their goroutines, and makes its methods return
-// realtime.ErrBrokerClosed. It does not close the client. Members set
+// topics.ErrBrokerClosed. It does not close the client. Members set
 // through the broker stay listed until deleted or, with a MemberTTL,
 // until they expire.
 func (b *Broker) Close() error {

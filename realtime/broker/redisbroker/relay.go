@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
 )
 
 // replyTimeout bounds publishing an answer or a cancellation.
@@ -163,7 +164,7 @@ func (b *Broker) getInbox(ctx context.Context) (*inbox, error) {
 // whose handler's context then ends too, and returns ctx's error.
 func (b *Broker) Request(ctx context.Context, node string, req []byte) ([]byte, error) {
 	if b.isClosed() {
-		return nil, realtime.ErrBrokerClosed
+		return nil, topics.ErrBrokerClosed
 	}
 	in, err := b.getInbox(ctx)
 	if err != nil {
@@ -187,7 +188,7 @@ func (b *Broker) Request(ctx context.Context, node string, req []byte) ([]byte, 
 	case answer := <-ch:
 		return answer, nil
 	case <-b.done:
-		return nil, realtime.ErrBrokerClosed
+		return nil, topics.ErrBrokerClosed
 	case <-ctx.Done():
 		r.Body, r.Cancel = nil, true
 		env, _ := json.Marshal(r)

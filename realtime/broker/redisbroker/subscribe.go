@@ -10,7 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
 )
 
 // resyncTimeout bounds the history read a subscription makes after
@@ -41,7 +41,7 @@ func (b *Broker) listen(ctx context.Context, channel string, onMessage func(stri
 	closed := b.closed
 	b.mu.Unlock()
 	if closed {
-		return nil, realtime.ErrBrokerClosed
+		return nil, topics.ErrBrokerClosed
 	}
 	ps := b.c.Subscribe(ctx, channel)
 	if err := confirm(ctx, ps); err != nil {
@@ -56,7 +56,7 @@ func (b *Broker) listen(ctx context.Context, channel string, onMessage func(stri
 	if b.closed {
 		b.mu.Unlock()
 		ps.Close()
-		return nil, realtime.ErrBrokerClosed
+		return nil, topics.ErrBrokerClosed
 	}
 	b.listeners[l] = struct{}{}
 	b.mu.Unlock()
@@ -191,7 +191,7 @@ func (l *listener) close() {
 type subscription struct {
 	b       *Broker
 	topic   string
-	deliver func(realtime.Entry)
+	deliver func(topics.Entry)
 	l       *listener
 	last    uint64 // the newest seq delivered or known; loop goroutine only
 }
@@ -200,8 +200,8 @@ type subscription struct {
 // in order, one at a time, from one goroutine that the subscription owns.
 // When its connection breaks, the subscription reconnects and first
 // delivers from the history what was published meanwhile (a hole, if the
-// history no longer has it, which realtime.Topics reports as a gap).
-func (b *Broker) Subscribe(ctx context.Context, topic string, deliver func(realtime.Entry)) (realtime.Subscription, error) {
+// history no longer has it, which topics.Topics reports as a gap).
+func (b *Broker) Subscribe(ctx context.Context, topic string, deliver func(topics.Entry)) (topics.Subscription, error) {
 	s := &subscription{b: b, topic: topic, deliver: deliver}
 	l, err := b.listen(ctx, b.key(topic, "live"), s.onMessage, s.resync)
 	if err != nil {
@@ -243,7 +243,7 @@ func (s *subscription) resync() {
 	defer cancel()
 	h, err := s.b.History(ctx, s.topic, s.last, 0)
 	if err != nil {
-		// The next live message shows the hole; realtime.Topics fills it.
+		// The next live message shows the hole; topics.Topics fills it.
 		s.b.logger.Warn("redisbroker: resync after reconnect failed", "topic", s.topic, "err", err)
 		return
 	}

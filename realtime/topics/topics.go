@@ -1,4 +1,4 @@
-package realtime
+package topics
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/rtkit/rtkit/realtime"
 )
 
 // Topics fans messages out to the connections subscribed to named topics,
@@ -36,9 +38,9 @@ type Topics struct {
 	local  map[string]map[string]Member // local presence when store is nil
 }
 
-// NewTopics returns topics over broker b; nil means a new MemoryBroker
-// with DefaultHistory.
-func NewTopics(b Broker) *Topics {
+// New returns topics over broker b; nil means a new MemoryBroker with the
+// defaults.
+func New(b Broker) *Topics {
 	if b == nil {
 		b = NewMemoryBroker(nil)
 	}
@@ -54,15 +56,15 @@ func (ts *Topics) Broker() Broker { return ts.b }
 
 // Publish sends m to every subscriber of topic, on every node, and returns
 // its sequence number.
-func (ts *Topics) Publish(ctx context.Context, topic string, m Message) (uint64, error) {
-	if m.Type != TextMessage && m.Type != BinaryMessage {
-		return 0, errors.New("realtime: invalid message type")
+func (ts *Topics) Publish(ctx context.Context, topic string, m realtime.Message) (uint64, error) {
+	if m.Type != realtime.TextMessage && m.Type != realtime.BinaryMessage {
+		return 0, errors.New("topics: invalid message type")
 	}
 	return ts.b.Publish(ctx, topic, m)
 }
 
 // Subscribe subscribes c to topic from now on.
-func (ts *Topics) Subscribe(c *Conn, topic string) error {
+func (ts *Topics) Subscribe(c *realtime.Conn, topic string) error {
 	return ts.subscribe(c, topic, 0, false)
 }
 
@@ -74,12 +76,12 @@ func (ts *Topics) Subscribe(c *Conn, topic string) error {
 // writes, however long it is, before the topic's live messages (messages
 // the handler sends directly may come in between). The overflow policy
 // does not apply to it.
-func (ts *Topics) Resume(c *Conn, topic string, after uint64) error {
+func (ts *Topics) Resume(c *realtime.Conn, topic string, after uint64) error {
 	return ts.subscribe(c, topic, after, true)
 }
 
 // Unsubscribe ends c's subscription to topic. Closing c does it too.
-func (ts *Topics) Unsubscribe(c *Conn, topic string) {
+func (ts *Topics) Unsubscribe(c *realtime.Conn, topic string) {
 	ts.mu.Lock()
 	t := ts.topics[topic]
 	ts.mu.Unlock()
@@ -91,7 +93,7 @@ func (ts *Topics) Unsubscribe(c *Conn, topic string) {
 // Join subscribes c to topic like Resume and makes it a member of the
 // topic's presence with info (any JSON value, or nil); every subscriber
 // receives a join envelope, and a leave envelope when c leaves or closes.
-func (ts *Topics) Join(c *Conn, topic string, after uint64, info any) error {
+func (ts *Topics) Join(c *realtime.Conn, topic string, after uint64, info any) error {
 	raw, err := json.Marshal(info)
 	if err != nil {
 		return err
@@ -122,7 +124,7 @@ func (ts *Topics) Join(c *Conn, topic string, after uint64, info any) error {
 	if !member {
 		// c closed (and left the topic) meanwhile: no leave will come.
 		ts.leave(topic, m)
-		return ErrClosed
+		return realtime.ErrClosed
 	}
 	_, err = ts.b.Publish(ctx, topic, presence("join", m))
 	return err
@@ -184,9 +186,9 @@ func (ts *Topics) leave(topic string, m Member) {
 // its connection closes.
 const leaveTimeout = 2 * time.Second
 
-func presence(kind string, m Member) Message {
+func presence(kind string, m Member) realtime.Message {
 	b, _ := json.Marshal(presenceEvent{Presence: kind, Member: m})
-	return Message{Type: PresenceMessage, Data: b}
+	return realtime.Message{Type: PresenceMessage, Data: b}
 }
 
 type presenceEvent struct {
@@ -201,7 +203,7 @@ func (ts *Topics) get(name string) (t *topic, created bool) {
 	defer ts.mu.Unlock()
 	t = ts.topics[name]
 	if t == nil {
-		t = &topic{ts: ts, name: name, subs: map[*Conn]*subscriber{}, started: make(chan struct{})}
+		t = &topic{ts: ts, name: name, subs: map[*realtime.Conn]*subscriber{}, started: make(chan struct{})}
 		ts.topics[name] = t
 		created = true
 	}
@@ -217,10 +219,10 @@ func (ts *Topics) drop(t *topic) {
 	ts.mu.Unlock()
 }
 
-func (ts *Topics) subscribe(c *Conn, name string, after uint64, resume bool) error {
+func (ts *Topics) subscribe(c *realtime.Conn, name string, after uint64, resume bool) error {
 	for {
 		if c.Context().Err() != nil {
-			return ErrClosed // no state for a connection that has gone
+			return realtime.ErrClosed // no state for a connection that has gone
 		}
 		t, created := ts.get(name)
 		if created {
@@ -229,7 +231,7 @@ func (ts *Topics) subscribe(c *Conn, name string, after uint64, resume bool) err
 			select {
 			case <-t.started:
 			case <-c.Context().Done():
-				return ErrClosed
+				return realtime.ErrClosed
 			}
 		}
 		if t.err != nil {
@@ -261,10 +263,10 @@ type GapInfo struct {
 
 // envelope wraps a topic entry for connections, shared for fan-out or
 // for one connection (a catch-up).
-func envelope(topic string, e Entry, shared bool) Message {
+func envelope(topic string, e Entry, shared bool) realtime.Message {
 	env := Envelope{Topic: topic, Seq: e.Seq}
 	switch e.Type {
-	case BinaryMessage:
+	case realtime.BinaryMessage:
 		env.Binary = e.Data
 		if env.Binary == nil {
 			env.Binary = []byte{}
@@ -278,14 +280,14 @@ func envelope(topic string, e Entry, shared bool) Message {
 		env.Data = &s
 	}
 	b, _ := json.Marshal(env)
-	m := Message{Type: TextMessage, Data: b}
+	m := realtime.Message{Type: realtime.TextMessage, Data: b}
 	if shared {
-		m = Shared(m)
+		m = realtime.Shared(m)
 	}
 	return m
 }
 
-func gapEnvelope(topic string, after uint64) Message {
+func gapEnvelope(topic string, after uint64) realtime.Message {
 	b, _ := json.Marshal(Envelope{Topic: topic, Gap: &GapInfo{After: after}})
-	return Message{Type: TextMessage, Data: b}
+	return realtime.Message{Type: realtime.TextMessage, Data: b}
 }

@@ -1,10 +1,12 @@
-package realtime
+package topics
 
 import (
 	"container/list"
 	"context"
 	"sync"
 	"time"
+
+	"github.com/rtkit/rtkit/realtime"
 )
 
 // Defaults of MemoryBroker.
@@ -30,7 +32,7 @@ type MemoryOptions struct {
 	Retention time.Duration
 	// Clock is the source of time for Retention. Nil means the real
 	// clock.
-	Clock Clock
+	Clock realtime.Clock
 }
 
 // MemoryBroker is the Broker of a single process: topics, history and
@@ -40,7 +42,7 @@ type MemoryOptions struct {
 type MemoryBroker struct {
 	size      int
 	retention time.Duration
-	clock     Clock
+	clock     realtime.Clock
 
 	mu     sync.Mutex
 	topics map[string]*memTopic
@@ -50,9 +52,9 @@ type MemoryBroker struct {
 }
 
 var (
-	_ Broker        = (*MemoryBroker)(nil)
-	_ PresenceStore = (*MemoryBroker)(nil)
-	_ Relay         = (*MemoryBroker)(nil)
+	_ Broker         = (*MemoryBroker)(nil)
+	_ PresenceStore  = (*MemoryBroker)(nil)
+	_ realtime.Relay = (*MemoryBroker)(nil)
 )
 
 type memTopic struct {
@@ -86,9 +88,6 @@ func NewMemoryBroker(o *MemoryOptions) *MemoryBroker {
 	if oo.Retention == 0 {
 		oo.Retention = DefaultRetention
 	}
-	if oo.Clock == nil {
-		oo.Clock = realClock{}
-	}
 	return &MemoryBroker{
 		size:      oo.History,
 		retention: oo.Retention,
@@ -103,7 +102,7 @@ func NewMemoryBroker(o *MemoryOptions) *MemoryBroker {
 // Retention: the idle list is ordered by last touch, so this costs a look
 // at its head, and one step per topic forgotten or found in use.
 func (b *MemoryBroker) topicLocked(name string) *memTopic {
-	now := b.clock.Now()
+	now := b.now()
 	for b.retention > 0 {
 		e := b.idle.Front()
 		if e == nil {
@@ -136,6 +135,13 @@ func (b *MemoryBroker) touchLocked(t *memTopic, now time.Time) {
 	b.idle.MoveToBack(t.elem)
 }
 
+func (b *MemoryBroker) now() time.Time {
+	if b.clock == nil {
+		return time.Now()
+	}
+	return b.clock.Now()
+}
+
 // Len returns the number of topics the broker holds, idle ones not yet
 // forgotten included.
 func (b *MemoryBroker) Len() int {
@@ -146,7 +152,7 @@ func (b *MemoryBroker) Len() int {
 
 // Publish appends m to topic's history and delivers it to every
 // subscription, before it returns.
-func (b *MemoryBroker) Publish(ctx context.Context, topic string, m Message) (uint64, error) {
+func (b *MemoryBroker) Publish(ctx context.Context, topic string, m realtime.Message) (uint64, error) {
 	m.Data = append([]byte(nil), m.Data...)
 	b.mu.Lock()
 	if b.closed {
@@ -198,7 +204,7 @@ func (s *memSub) Close() error {
 	s.b.mu.Lock()
 	if t := s.b.topics[s.topic]; t != nil {
 		delete(t.subs, s)
-		s.b.touchLocked(t, s.b.clock.Now())
+		s.b.touchLocked(t, s.b.now())
 	}
 	s.b.mu.Unlock()
 	return nil
@@ -247,7 +253,7 @@ func (b *MemoryBroker) DeleteMember(ctx context.Context, topic, id string) error
 	defer b.mu.Unlock()
 	if t := b.topics[topic]; t != nil {
 		delete(t.members, id)
-		b.touchLocked(t, b.clock.Now())
+		b.touchLocked(t, b.now())
 	}
 	return nil
 }
@@ -309,7 +315,7 @@ func (b *MemoryBroker) Request(ctx context.Context, node string, req []byte) ([]
 		return nil, ErrBrokerClosed
 	}
 	if h == nil {
-		return nil, ErrUnknownNode
+		return nil, realtime.ErrUnknownNode
 	}
 	return h(ctx, req), nil
 }

@@ -1,10 +1,12 @@
-package realtime
+package topics
 
 import (
 	"context"
 	"math"
 	"sync"
 	"time"
+
+	"github.com/rtkit/rtkit/realtime"
 )
 
 // maxTopicQueue bounds the entries a topic holds between its broker and
@@ -47,7 +49,7 @@ type topic struct {
 	err     error // why the start failed; written before started closes
 
 	mu      sync.Mutex
-	subs    map[*Conn]*subscriber
+	subs    map[*realtime.Conn]*subscriber
 	queue   []Entry
 	wake    chan struct{} // closed when queue grows or the topic retires
 	last    uint64
@@ -56,7 +58,7 @@ type topic struct {
 }
 
 type subscriber struct {
-	c      *Conn
+	c      *realtime.Conn
 	after  uint64 // the last seq this connection was given
 	ready  bool   // caught up: receives live entries
 	member *Member
@@ -98,7 +100,7 @@ func (t *topic) start() {
 // add registers c from seq after. With resume it first catches c up on
 // what it missed, on a goroutine of the connection's; without, c receives
 // what comes from now on. It reports false if the topic retired first.
-func (t *topic) add(c *Conn, after uint64, resume bool) bool {
+func (t *topic) add(c *realtime.Conn, after uint64, resume bool) bool {
 	t.mu.Lock()
 	if t.retired {
 		t.mu.Unlock()
@@ -116,12 +118,12 @@ func (t *topic) add(c *Conn, after uint64, resume bool) bool {
 	t.mu.Unlock()
 
 	// On a connection that has already ended this runs remove at once.
-	s.unhook = c.onClose(func() { t.remove(c) })
-	if resume && c.track() {
-		go func() {
-			defer c.tasks.Done()
+	s.unhook = core.OnClose(c, func() { t.remove(c) })
+	if resume {
+		c.Go(func(context.Context) error {
 			t.catchUp(s)
-		}()
+			return nil
+		})
 	}
 	return true
 }
@@ -171,7 +173,7 @@ func (t *topic) pump() {
 
 // outgoing is an envelope ready for fan-out: a message of seq, or a gap.
 type outgoing struct {
-	m   Message
+	m   realtime.Message
 	seq uint64
 	gap bool
 }
@@ -235,22 +237,12 @@ func (t *topic) fanout(out []outgoing, last uint64) {
 	}
 	t.mu.Unlock()
 	for _, sd := range sends {
-		p := fanoutPolicy(sd.s.c.opts.Overflow)
 		for _, o := range out[sd.from:] {
-			if sd.s.c.send(o.m, p) != nil {
+			if core.SendLive(sd.s.c, o.m) != nil {
 				break
 			}
 		}
 	}
-}
-
-// fanoutPolicy is the connection's overflow policy, except that a topic
-// never waits for one slow connection: Block closes it instead.
-func fanoutPolicy(p OverflowPolicy) OverflowPolicy {
-	if p == OverflowBlock {
-		return OverflowClose
-	}
-	return p
 }
 
 // catchUp walks the topic's history from s.after as a cursor, a chunk at
@@ -261,7 +253,7 @@ func fanoutPolicy(p OverflowPolicy) OverflowPolicy {
 func (t *topic) catchUp(s *subscriber) {
 	c := s.c
 	ctx := c.Context()
-	chunk := max(1, min(catchUpChunk, c.opts.SendQueue/2))
+	chunk := max(1, min(catchUpChunk, core.ConnOptions(c).SendQueue/2))
 	after := s.after
 	for failures, stale := 0, 0; ; {
 		// What the pump fanned out before this read is in its answer;
@@ -293,7 +285,7 @@ func (t *topic) catchUp(s *subscriber) {
 		}
 		failures, stale = 0, 0
 		after = min(after, h.Last) // a position from the future: the topic was reset
-		var batch []Message
+		var batch []realtime.Message
 		progressed := false
 		if h.Gap {
 			batch = append(batch, gapEnvelope(t.name, after))
@@ -308,7 +300,7 @@ func (t *topic) catchUp(s *subscriber) {
 			}
 		}
 		if len(batch) > 0 {
-			if err := c.sendPaced(ctx, batch); err != nil {
+			if err := core.SendPaced(c, ctx, batch); err != nil {
 				return
 			}
 		}
@@ -326,7 +318,7 @@ func (t *topic) catchUp(s *subscriber) {
 				// The broker has nothing between after and what was
 				// fanned out (a history that expired): say so.
 				t.mu.Unlock()
-				if c.sendPaced(ctx, []Message{gapEnvelope(t.name, after)}) != nil {
+				if core.SendPaced(c, ctx, []realtime.Message{gapEnvelope(t.name, after)}) != nil {
 					return
 				}
 				t.mu.Lock()
@@ -358,7 +350,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 // remove unsubscribes c and retires the topic when it was the last.
-func (t *topic) remove(c *Conn) {
+func (t *topic) remove(c *realtime.Conn) {
 	t.mu.Lock()
 	s := t.subs[c]
 	if s == nil {

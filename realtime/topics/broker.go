@@ -1,13 +1,22 @@
-package realtime
+package topics
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+
+	"github.com/rtkit/rtkit/realtime"
 )
 
+// Entry is a topic message with its sequence number, which starts at 1 and
+// grows by one per message.
+type Entry struct {
+	Seq uint64
+	realtime.Message
+}
+
 // ErrBrokerClosed is returned by a Broker's methods after Close.
-var ErrBrokerClosed = errors.New("realtime: broker closed")
+var ErrBrokerClosed = errors.New("topics: broker closed")
 
 // Broker carries topic messages between the nodes that share it and keeps
 // each topic's recent history. The in-memory broker (NewMemoryBroker)
@@ -18,7 +27,7 @@ type Broker interface {
 	// Publish appends m to topic's history and delivers it to the topic's
 	// subscriptions on every node. It returns the sequence number m got:
 	// per topic, from 1, one more than the message before it.
-	Publish(ctx context.Context, topic string, m Message) (seq uint64, err error)
+	Publish(ctx context.Context, topic string, m realtime.Message) (seq uint64, err error)
 	// Subscribe calls deliver with the messages published to topic from
 	// about the time it returns, in order, one call at a time. deliver must
 	// return quickly and must not call the broker. After an outage a
@@ -52,7 +61,7 @@ type History struct {
 // PresenceMessage is the type of the messages Topics publishes when a
 // member joins or leaves a topic. Brokers carry a message's Type as they
 // carry its Data; connections never send it.
-const PresenceMessage MessageType = 16
+const PresenceMessage realtime.MessageType = 16
 
 // PresenceStore is implemented by brokers that share presence between
 // nodes. Topics keeps presence locally when its broker does not.
@@ -73,23 +82,3 @@ type Member struct {
 	// user name, say); it reaches every subscriber.
 	Info json.RawMessage `json:"info,omitempty"`
 }
-
-// Relay is implemented by brokers that carry requests between nodes. A
-// route with Options.Relay set forwards an SSE POST-back, DELETE or
-// long-poll that reaches a node which does not hold its session to the
-// node that does, so a cluster needs no sticky sessions.
-type Relay interface {
-	// ServeNode answers the requests addressed to node with h until ctx
-	// ends. It returns once requests can reach h; h runs on goroutines of
-	// the relay's, one per request, and its context ends with ctx or when
-	// the requester gives up.
-	ServeNode(ctx context.Context, node string, h func(ctx context.Context, req []byte) []byte) error
-	// Request sends req to node and returns its answer, or an error when
-	// no node answers before ctx ends (ErrUnknownNode when the relay knows
-	// that nobody serves node).
-	Request(ctx context.Context, node string, req []byte) ([]byte, error)
-}
-
-// ErrUnknownNode is returned by Relay.Request when no node serves the
-// address.
-var ErrUnknownNode = errors.New("realtime: no such node")

@@ -1,4 +1,4 @@
-package realtime_test
+package topics_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/topics"
 	"github.com/rtkit/rtkit/testing/realtimetest"
 )
 
@@ -25,7 +26,7 @@ func tctx(t *testing.T) context.Context {
 
 // roomHandler joins the topic named by the first message, resuming after
 // the position it carries: "room@12".
-func roomHandler(ts *realtime.Topics) realtime.Handler {
+func roomHandler(ts *topics.Topics) realtime.Handler {
 	return realtime.Funcs{OnMessage: func(c *realtime.Conn, m realtime.Message) error {
 		var room string
 		var after uint64
@@ -34,9 +35,9 @@ func roomHandler(ts *realtime.Topics) realtime.Handler {
 	}}
 }
 
-func envOf(t *testing.T, c *realtimetest.Client) realtime.Envelope {
+func envOf(t *testing.T, c *realtimetest.Client) topics.Envelope {
 	t.Helper()
-	var env realtime.Envelope
+	var env topics.Envelope
 	if err := c.ReceiveJSON(tctx(t), &env); err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +45,8 @@ func envOf(t *testing.T, c *realtimetest.Client) realtime.Envelope {
 }
 
 func TestTopicsFanOutAndResume(t *testing.T) {
-	ts := realtime.NewTopics(realtime.NewMemoryBroker(&realtime.MemoryOptions{History: 4}))
-	rt := realtime.NewRoute(roomHandler(ts), nil)
+	ts := topics.New(topics.NewMemoryBroker(&topics.MemoryOptions{History: 4}))
+	rt := realtime.NewRoute(roomHandler(ts), inMemory)
 	a, _ := realtimetest.DialRoute(rt, nil)
 	b, _ := realtimetest.DialRoute(rt, nil)
 	a.SendText("lobby 0")
@@ -96,9 +97,9 @@ func TestTopicsFanOutAndResume(t *testing.T) {
 }
 
 func TestTopicsUnsubscribeOnClose(t *testing.T) {
-	b := realtime.NewMemoryBroker(nil)
-	ts := realtime.NewTopics(b)
-	rt := realtime.NewRoute(roomHandler(ts), nil)
+	b := topics.NewMemoryBroker(nil)
+	ts := topics.New(b)
+	rt := realtime.NewRoute(roomHandler(ts), inMemory)
 	a, _ := realtimetest.DialRoute(rt, nil)
 	a.SendText("r 0")
 	a.Close(realtime.CloseNormal, "")
@@ -110,12 +111,12 @@ func TestTopicsUnsubscribeOnClose(t *testing.T) {
 }
 
 func TestTopicsBinaryAndPresence(t *testing.T) {
-	ts := realtime.NewTopics(nil)
+	ts := topics.New(nil)
 	rt := realtime.NewRoute(realtime.Funcs{
 		OnOpen: func(c *realtime.Conn) error {
 			return ts.Join(c, "room", 0, map[string]string{"name": c.Request().URL.Query().Get("name")})
 		},
-	}, nil)
+	}, inMemory)
 	defer rt.Shutdown(tctx(t))
 	ada, _ := realtimetest.DialRoute(rt, httpRequest("/?name=ada"))
 	if env := envOf(t, ada); env.Presence != "join" || string(env.Member.Info) != `{"name":"ada"}` {
@@ -157,8 +158,8 @@ func TestTopicsBinaryAndPresence(t *testing.T) {
 // Many publishers and subscribers at once: every subscriber sees every
 // message exactly once, in publish order.
 func TestTopicsConcurrentFanOut(t *testing.T) {
-	ts := realtime.NewTopics(realtime.NewMemoryBroker(&realtime.MemoryOptions{History: 10000}))
-	rt := realtime.NewRoute(roomHandler(ts), &realtime.Options{SendQueue: 4096})
+	ts := topics.New(topics.NewMemoryBroker(&topics.MemoryOptions{History: 10000}))
+	rt := realtime.NewRoute(roomHandler(ts), &realtime.Options{Transports: inMemory.Transports, SendQueue: 4096})
 	defer rt.Shutdown(tctx(t))
 	const subs, pubs, each = 20, 8, 100
 	clients := make([]*realtimetest.Client, subs)
@@ -200,13 +201,13 @@ func httpRequest(target string) *http.Request {
 // lossy drops every third live delivery, as a broker does across an
 // outage; Topics must fetch what is missing from the history.
 type lossy struct {
-	realtime.Broker
+	topics.Broker
 	mu sync.Mutex
 	n  int
 }
 
-func (l *lossy) Subscribe(ctx context.Context, topic string, deliver func(realtime.Entry)) (realtime.Subscription, error) {
-	return l.Broker.Subscribe(ctx, topic, func(e realtime.Entry) {
+func (l *lossy) Subscribe(ctx context.Context, topic string, deliver func(topics.Entry)) (topics.Subscription, error) {
+	return l.Broker.Subscribe(ctx, topic, func(e topics.Entry) {
 		l.mu.Lock()
 		l.n++
 		drop := l.n%3 == 0
@@ -218,8 +219,8 @@ func (l *lossy) Subscribe(ctx context.Context, topic string, deliver func(realti
 }
 
 func TestTopicsRecoverSkippedMessages(t *testing.T) {
-	ts := realtime.NewTopics(&lossy{Broker: realtime.NewMemoryBroker(nil)})
-	rt := realtime.NewRoute(roomHandler(ts), nil)
+	ts := topics.New(&lossy{Broker: topics.NewMemoryBroker(nil)})
+	rt := realtime.NewRoute(roomHandler(ts), inMemory)
 	defer rt.Shutdown(tctx(t))
 	c, _ := realtimetest.DialRoute(rt, nil)
 	c.SendText("t 0")
@@ -240,14 +241,14 @@ func TestTopicsRecoverSkippedMessages(t *testing.T) {
 // gated is a broker whose Subscribe waits for a gate, then fails while
 // failing is set, and which counts the subscriptions left open.
 type gated struct {
-	realtime.Broker
+	topics.Broker
 	gate    chan struct{}
 	failing atomic.Bool
 	open    atomic.Int32
 }
 
 type countedSub struct {
-	realtime.Subscription
+	topics.Subscription
 	b    *gated
 	once sync.Once
 }
@@ -257,7 +258,7 @@ func (s *countedSub) Close() error {
 	return s.Subscription.Close()
 }
 
-func (g *gated) Subscribe(ctx context.Context, topic string, deliver func(realtime.Entry)) (realtime.Subscription, error) {
+func (g *gated) Subscribe(ctx context.Context, topic string, deliver func(topics.Entry)) (topics.Subscription, error) {
 	<-g.gate
 	if g.failing.Load() {
 		return nil, errors.New("broker down")
@@ -273,10 +274,10 @@ func (g *gated) Subscribe(ctx context.Context, topic string, deliver func(realti
 // A broker Subscribe error reaches every subscriber waiting for the topic,
 // not only the first; the next attempt starts afresh and works.
 func TestSubscribeErrorReachesEveryWaiter(t *testing.T) {
-	b := &gated{Broker: realtime.NewMemoryBroker(nil), gate: make(chan struct{})}
+	b := &gated{Broker: topics.NewMemoryBroker(nil), gate: make(chan struct{})}
 	b.failing.Store(true)
-	ts := realtime.NewTopics(b)
-	rt := realtime.NewRoute(roomHandler(ts), &realtime.Options{Logger: quiet()})
+	ts := topics.New(b)
+	rt := realtime.NewRoute(roomHandler(ts), &realtime.Options{Transports: inMemory.Transports, Logger: quiet()})
 	defer rt.Shutdown(tctx(t))
 	var clients []*realtimetest.Client
 	var wg sync.WaitGroup
@@ -306,10 +307,10 @@ func TestSubscribeErrorReachesEveryWaiter(t *testing.T) {
 // Subscribing a connection that has already ended leaves nothing behind:
 // no broker subscription, no topic state.
 func TestSubscriptionForEndedConnection(t *testing.T) {
-	b := &gated{Broker: realtime.NewMemoryBroker(nil), gate: make(chan struct{})}
+	b := &gated{Broker: topics.NewMemoryBroker(nil), gate: make(chan struct{})}
 	close(b.gate)
-	ts := realtime.NewTopics(b)
-	rt := realtime.NewRoute(realtime.Funcs{}, nil)
+	ts := topics.New(b)
+	rt := realtime.NewRoute(realtime.Funcs{}, inMemory)
 	c, _ := realtimetest.DialRoute(rt, nil)
 	conn := c.Conn()
 	c.Close(realtime.CloseNormal, "")
@@ -339,14 +340,14 @@ func TestSubscriptionForEndedConnection(t *testing.T) {
 // Retention has passed since its last message, and only such topics.
 func TestMemoryBrokerForgetsIdleTopics(t *testing.T) {
 	clock := realtimetest.NewClock(time.Now())
-	b := realtime.NewMemoryBroker(&realtime.MemoryOptions{Retention: time.Hour, Clock: clock})
+	b := topics.NewMemoryBroker(&topics.MemoryOptions{Retention: time.Hour, Clock: clock})
 	ctx := tctx(t)
 	for i := range 1000 {
 		b.Publish(ctx, fmt.Sprint("conversation:", i), realtime.Text("hi"))
 	}
-	sub, _ := b.Subscribe(ctx, "watched", func(realtime.Entry) {})
+	sub, _ := b.Subscribe(ctx, "watched", func(topics.Entry) {})
 	defer sub.Close()
-	b.SetMember(ctx, "present", realtime.Member{ID: "m"})
+	b.SetMember(ctx, "present", topics.Member{ID: "m"})
 	if n := b.Len(); n != 1002 {
 		t.Fatalf("%d topics, want 1002", n)
 	}
