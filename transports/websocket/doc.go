@@ -13,8 +13,12 @@
 // runs, reading goes on on another goroutine, so pongs and close frames
 // are never left unread, and messages sent meanwhile are written at once.
 //
-// The transport applies the route's options: the read limit (a larger
-// message closes with 1009), pings every PingInterval, each of which the
+// The transport applies the route's options: the read limit, counted on
+// the message as the handler receives it, inflated when compressed and
+// all its fragments together (a larger message closes with 1009, and a
+// deflate bomb is stopped at the limit, not inflated whole); text
+// messages must be UTF-8 (RFC 6455 section 8.1: otherwise the connection
+// closes with 1007); pings every PingInterval, each of which the
 // peer has PongTimeout to answer (any message counts; the time the core
 // does not read, its inbox being full, does not), a deadline of
 // WriteTimeout on every write, and its own: the handshake timeout,

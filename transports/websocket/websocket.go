@@ -117,7 +117,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &conn{ws: ws, opts: s.opts, cork: cw.conn}
-	ws.SetReadLimit(s.opts.ReadLimit)
+	ws.SetReadLimit(wireLimit(s.opts.ReadLimit, s.upgrader.EnableCompression))
 	if s.opts.PingInterval > 0 {
 		c.keepAlive()
 	}
@@ -176,7 +176,7 @@ var _ wire.Reader = (*conn)(nil)
 func (c *conn) Read() (realtime.Message, error) {
 	c.reads.Add(1)
 	c.inRead.Store(true)
-	mt, data, err := c.ws.ReadMessage()
+	mt, data, err := c.readMessage(c.opts.ReadLimit)
 	c.inRead.Store(false)
 	if err != nil {
 		c.mu.Lock()
@@ -205,6 +205,8 @@ func readError(err error) error {
 		return &realtime.CloseError{Code: code, Reason: ce.Text}
 	case errors.Is(err, websocket.ErrReadLimit):
 		return &realtime.CloseError{Code: realtime.CloseTooBig, Reason: "message too big", Err: realtime.ErrReadLimit}
+	case errors.Is(err, errInvalidUTF8):
+		return &realtime.CloseError{Code: realtime.CloseInvalidData, Reason: "invalid UTF-8", Err: err}
 	case errors.As(err, &ne) && ne.Timeout():
 		return &realtime.CloseError{Code: realtime.CloseAbnormal, Reason: "ping timeout", Err: realtime.ErrPingTimeout}
 	}
