@@ -10,8 +10,10 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rtkit/rtkit/realtime"
@@ -55,10 +57,12 @@ func (e *busyError) Error() string { return "rtclient: server busy; retrying in 
 
 // outItem is a queued message.
 type outItem struct {
-	m     realtime.Message
-	done  chan error // buffered: the sender never waits
-	token string     // session the seq was assigned in
-	seq   uint64
+	m        realtime.Message
+	done     chan error // buffered: the sender never waits
+	token    string     // session the seq was assigned in
+	seq      uint64
+	attempts int         // failed POSTs of this seq, for the backoff
+	unheard  atomic.Bool // no Send waits for done: a refusal goes to Receive
 }
 
 // inItem is a received message or a gap.
@@ -67,8 +71,14 @@ type inItem struct {
 	err error
 }
 
-// Conn is a client connection to a route, whatever the transport. Its
-// methods are safe for concurrent use.
+// Conn is a client connection to a route, whatever the transport.
+//
+// A Conn is safe for use by many goroutines at once: any number may call
+// Send (messages from one goroutine keep their order; messages from
+// several are ordered as Send queued them), Receive (each message goes to
+// one of them), State, Transport and Close. Internally one goroutine reads
+// from the server and one writes; c.mu guards what they share with the
+// callers, and OnState calls never overlap.
 type Conn struct {
 	o         Options
 	log       *slog.Logger
@@ -76,12 +86,14 @@ type Conn struct {
 	ownClient bool
 	base      *url.URL
 	urls      map[realtime.Kind]*url.URL
-	kinds     []realtime.Kind
-	idle      time.Duration // pingInterval+pongTimeout; 0: no keepalive
+	kinds     []realtime.Kind        // in the route's order, among Options.Transports
+	blocked   map[realtime.Kind]bool // failed while a later one worked: a proxy blocks them
+	idle      time.Duration          // pingInterval+pongTimeout; 0: no keepalive
 	readLimit int64
 
 	ctx      context.Context // ends when the connection ends
 	cancel   context.CancelFunc
+	stopLife func() bool // stops watching Dial's context
 	wg       sync.WaitGroup
 	loopDone chan struct{} // the supervisor has finished
 	sendDone chan struct{}
@@ -107,9 +119,16 @@ type Conn struct {
 }
 
 // Dial connects to the route at rawURL (http or https; ws and wss are
-// taken as http and https), trying the transports in order, and returns
-// once one is open. ctx bounds the dial only. Dial does not retry: when
-// no transport connects it returns an error joining each attempt's.
+// taken as http and https), trying the transports in the route's order,
+// and returns once one is open.
+//
+// ctx is the connection's for its whole life: while it lasts the
+// connection reconnects as needed; when it ends, during Dial or after, the
+// connection closes with 1001 going away (telling the server when it can)
+// and Receive returns a *realtime.CloseError whose Err is the context's
+// cause. Dial does not retry: when no transport connects it returns an
+// error joining each attempt's, or a *realtime.CloseError with 1008 when
+// the route refused the credentials or origin (401 or 403).
 func Dial(ctx context.Context, rawURL string, o *Options) (*Conn, error) {
 	c, err := newConn(rawURL, o)
 	if err != nil {
@@ -121,6 +140,7 @@ func Dial(ctx context.Context, rawURL string, o *Options) (*Conn, error) {
 		if err := c.negotiate(); err != nil {
 			stop()
 			c.abandon()
+			c.notify(Closed, "", err)
 			return nil, err
 		}
 	}
@@ -141,6 +161,9 @@ func Dial(ctx context.Context, rawURL string, o *Options) (*Conn, error) {
 	c.state, c.kindNow = Open, t.kind()
 	c.mu.Unlock()
 	c.notify(Open, t.kind(), nil)
+	c.stopLife = context.AfterFunc(ctx, func() {
+		c.closeFor(realtime.CloseGoingAway, "context done", context.Cause(ctx))
+	})
 	c.wg.Add(2)
 	go c.supervise(t)
 	go c.sendLoop()
@@ -180,6 +203,7 @@ func newConn(rawURL string, o *Options) (*Conn, error) {
 		c.ownClient = true
 	}
 	c.kinds = c.o.Transports
+	c.blocked = map[realtime.Kind]bool{}
 	c.urls = map[realtime.Kind]*url.URL{
 		realtime.WebSocket: u,
 		realtime.SSE:       withQuery(u, "transport", "sse"),
@@ -205,9 +229,10 @@ func (c *Conn) abandon() {
 	}
 }
 
-// negotiate asks the route what it allows. A route that does not answer
-// with JSON (a proxy in between, an old server) is tried with the
-// defaults; a route that lists none of Options.Transports fails Dial.
+// negotiate asks the route what it allows, and in which order. A route
+// that does not answer with JSON (a proxy in between, an old server) is
+// tried with the defaults; a route that refuses the client (401, 403) or
+// lists none of Options.Transports fails Dial.
 func (c *Conn) negotiate() error {
 	ctx, cancel := context.WithTimeout(c.ctx, c.o.UpgradeTimeout)
 	defer cancel()
@@ -222,6 +247,9 @@ func (c *Conn) negotiate() error {
 		return nil
 	}
 	defer resp.Body.Close()
+	if isRefusal(resp.StatusCode) {
+		return refusal(resp)
+	}
 	var n protocol.Negotiation
 	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Content-Type"), "json") ||
 		json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&n) != nil || len(n.Transports) == 0 {
@@ -243,9 +271,11 @@ func (c *Conn) negotiate() error {
 		}
 		listed[realtime.Kind(ti.Transport)] = u
 	}
+	// The route's order, among the transports the client allows.
 	var kinds []realtime.Kind
-	for _, k := range c.kinds {
-		if u, ok := listed[k]; ok {
+	for _, ti := range n.Transports {
+		k := realtime.Kind(ti.Transport)
+		if u, ok := listed[k]; ok && slices.Contains(c.kinds, k) && !slices.Contains(kinds, k) {
 			kinds = append(kinds, k)
 			c.urls[k] = u
 		}
@@ -264,18 +294,31 @@ func (c *Conn) negotiate() error {
 }
 
 // connectAny tries kinds in order and returns the first transport that
-// opens.
+// opens. Those that failed before it are blocked from then on (a proxy
+// refuses them); an SSE or long-poll open answered 401 or 403 ends the
+// attempt with a *realtime.CloseError of 1008.
 func (c *Conn) connectAny(kinds []realtime.Kind) (transport, error) {
 	var errs []error
+	var failed []realtime.Kind
 	for _, k := range kinds {
 		start := time.Now()
 		t, err := c.connect(k)
 		if err == nil {
 			c.log.Debug("rtclient: connected", "transport", string(k), "took", time.Since(start))
+			c.mu.Lock()
+			for _, f := range failed {
+				c.blocked[f] = true
+			}
+			c.mu.Unlock()
 			return t, nil
 		}
 		c.log.Debug("rtclient: transport failed", "transport", string(k), "took", time.Since(start), "err", err)
+		var se *StatusError
+		if errors.As(err, &se) && isRefusal(se.StatusCode) && k != realtime.WebSocket { // a proxy may refuse upgrades alone
+			return nil, &realtime.CloseError{Code: realtime.ClosePolicyViolation, Reason: se.Error(), Err: se}
+		}
 		errs = append(errs, fmt.Errorf("%s: %w", k, err))
+		failed = append(failed, k)
 		if c.ctx.Err() != nil {
 			break
 		}
@@ -330,7 +373,7 @@ func (c *Conn) supervise(t transport) {
 		}
 		c.log.Debug("rtclient: reconnecting", "transport", string(t.kind()), "err", err)
 		c.setState(Reconnecting, t.kind(), err)
-		order := rotate(c.kinds, t.kind())
+		last := t.kind()
 		for {
 			if c.o.MaxRetries > 0 && attempt >= c.o.MaxRetries {
 				c.finish(&realtime.CloseError{Code: realtime.CloseAbnormal, Reason: "reconnect failed", Err: err})
@@ -342,11 +385,15 @@ func (c *Conn) supervise(t transport) {
 			}
 			attempt++
 			var cerr error
-			if t, cerr = c.connectAny(order); cerr == nil {
+			if t, cerr = c.connectAny(c.reconnectOrder(last)); cerr == nil {
 				break
 			}
 			if c.ctx.Err() != nil {
 				c.finish(nil)
+				return
+			}
+			if errors.As(cerr, &ce) { // refused: 401 or 403
+				c.finish(ce)
 				return
 			}
 			err = cerr
@@ -386,26 +433,39 @@ func (c *Conn) markOpen(t transport) {
 	c.notify(Open, t.kind(), nil)
 }
 
-// rotate returns kinds starting at the one that last worked.
-func rotate(kinds []realtime.Kind, first realtime.Kind) []realtime.Kind {
-	for i, k := range kinds {
-		if k == first {
-			return append(append([]realtime.Kind(nil), kinds[i:]...), kinds[:i]...)
+// reconnectOrder is the order of a reconnect's attempts: the route's,
+// without the blocked transports, and with the session's transport first
+// while there is a session to resume.
+func (c *Conn) reconnectOrder(last realtime.Kind) []realtime.Kind {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var order []realtime.Kind
+	if c.token != "" && (last == realtime.SSE || last == realtime.LongPoll) {
+		order = append(order, last)
+	}
+	for _, k := range c.kinds {
+		if !c.blocked[k] && !slices.Contains(order, k) {
+			order = append(order, k)
 		}
 	}
-	return kinds
+	if len(order) == 0 {
+		return c.kinds // every one blocked: try them all again
+	}
+	return order
 }
 
-// backoff is exponential with full jitter.
+// backoff is the delay before reconnect attempt n (from 0): exponential
+// with equal jitter, uniform in the upper half of min(MaxBackoff,
+// MinBackoff·2ⁿ).
 func (c *Conn) backoff(attempt int) time.Duration {
 	d := c.o.MaxBackoff
 	if attempt < 30 {
 		d = min(c.o.MinBackoff<<attempt, c.o.MaxBackoff)
 	}
-	if d <= 0 {
-		return 0
+	if d <= 1 {
+		return d
 	}
-	return rand.N(d)
+	return d/2 + rand.N(d-d/2)
 }
 
 // sleep waits d unless the connection ends first.
@@ -431,6 +491,7 @@ func (c *Conn) finish(ce *realtime.CloseError) {
 	}
 	c.final = ce
 	c.mu.Unlock()
+	c.stopLife()
 	c.cancel()
 	<-c.sendDone
 	if c.ownClient {
@@ -525,7 +586,7 @@ func (c *Conn) newConnection(ctx context.Context, wd *watchdog, token string) er
 		return nil
 	}
 	if reason == "" {
-		reason = "reconnected"
+		reason = "new connection"
 	}
 	return c.deliver(ctx, wd, inItem{err: &GapError{NewConnection: true, Reason: reason}})
 }
@@ -576,6 +637,13 @@ func (c *Conn) sendLoop() {
 		c.outbox[0] = nil
 		c.outbox = c.outbox[1:]
 		it.done <- err
+		var refused *RefusedError
+		if errors.As(err, &refused) && it.unheard.Load() {
+			// No Send waits for the answer: Receive reports it.
+			c.mu.Unlock()
+			c.deliver(c.ctx, nil, inItem{err: refused})
+			c.mu.Lock()
+		}
 	}
 }
 
@@ -618,6 +686,7 @@ func (c *Conn) Send(ctx context.Context, m realtime.Message) error {
 	}
 	c.outbox = append(c.outbox, it)
 	open := c.state == Open && c.cur != nil
+	it.unheard.Store(!open)
 	c.signalLocked()
 	c.mu.Unlock()
 	if !open {
@@ -627,6 +696,12 @@ func (c *Conn) Send(ctx context.Context, m realtime.Message) error {
 	case err := <-it.done:
 		return err
 	case <-ctx.Done():
+		it.unheard.Store(true)
+		select {
+		case err := <-it.done: // answered meanwhile
+			return err
+		default:
+		}
 		return ctx.Err()
 	}
 }
@@ -690,6 +765,11 @@ func (c *Conn) Close(code int, reason string) error {
 	if !protocol.ValidCloseCode(code) {
 		return fmt.Errorf("rtclient: invalid close code %d", code)
 	}
+	return c.closeFor(code, reason, nil)
+}
+
+// closeFor is Close, with cause as the final CloseError's Err.
+func (c *Conn) closeFor(code int, reason string, cause error) error {
 	c.mu.Lock()
 	if c.closing || c.state == Closed {
 		c.mu.Unlock()
@@ -697,7 +777,7 @@ func (c *Conn) Close(code int, reason string) error {
 		return realtime.ErrClosed
 	}
 	c.closing = true
-	c.final = &realtime.CloseError{Code: code, Reason: reason}
+	c.final = &realtime.CloseError{Code: code, Reason: reason, Err: cause}
 	t, token := c.cur, c.token
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(c.ctx, closeTimeout)
@@ -748,6 +828,18 @@ func (c *Conn) newRequest(ctx context.Context, method string, u *url.URL, body i
 		req.Header.Set("Authorization", "Bearer "+c.o.Token)
 	}
 	return req, nil
+}
+
+// isRefusal reports a status that refuses the client's credentials or
+// origin: the connection ends with 1008 rather than retry in vain.
+func isRefusal(code int) bool {
+	return code == http.StatusUnauthorized || code == http.StatusForbidden
+}
+
+// refusal is the close of a connection whose route refused it.
+func refusal(resp *http.Response) error {
+	se := statusError(resp).(*StatusError)
+	return &realtime.CloseError{Code: realtime.ClosePolicyViolation, Reason: se.Error(), Err: se}
 }
 
 // statusError reads the start of a refusal's body.

@@ -102,7 +102,7 @@ func (t *lpTransport) run() error {
 		case http.StatusNotFound:
 			// The session expired or was never this client's: start a
 			// new one, and say so.
-			c.setGapReason("session expired")
+			c.setGapReason("unknown session")
 			if err := t.open(wd); err != nil {
 				return err
 			}

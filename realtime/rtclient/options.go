@@ -40,7 +40,8 @@ func (s State) String() string {
 	return "invalid"
 }
 
-// Defaults of Options.
+// Defaults of Options: the table "Timeouts and defaults" of
+// transports/PROTOCOL.md, which the browser client shares.
 const (
 	// DefaultUpgradeTimeout bounds the WebSocket handshake (and the
 	// negotiation GET and the long-poll open). A handshake over a real
@@ -57,18 +58,24 @@ const (
 	// DefaultUpgradeTimeout.
 	DefaultFirstEventTimeout = 3 * time.Second
 	// DefaultMinBackoff and DefaultMaxBackoff bound the reconnect delay:
-	// attempt n waits a random time in [0, min(Max, Min·2ⁿ)) ("full
-	// jitter"), so that the clients of a restarted server do not all come
-	// back at once. The first reconnect waits under half a second.
+	// attempt n (from 0) waits a random time in the upper half of
+	// min(Max, Min·2ⁿ) ("equal jitter"), so that the clients of a
+	// restarted server do not all come back at once, and none comes back
+	// at once either. The first reconnect waits 250 to 500 ms; the cap of
+	// 10 s keeps a user whose network came back from waiting long.
 	DefaultMinBackoff = 500 * time.Millisecond
-	DefaultMaxBackoff = 30 * time.Second
+	DefaultMaxBackoff = 10 * time.Second
 	// DefaultSendQueue is how many messages Send queues while the
 	// connection is reconnecting, as many as the server queues by default.
 	DefaultSendQueue = 256
-	// maxEventSize bounds one SSE event: a message of 6 MiB in base64.
-	maxEventSize = 8 << 20
-	// requestTimeout bounds a POST or DELETE.
-	requestTimeout = 30 * time.Second
+	// DefaultMaxEventSize bounds one SSE event: a message of 6 MiB in
+	// base64.
+	DefaultMaxEventSize = 8 << 20
+	// DefaultRequestTimeout bounds a POST or DELETE. The server answers a
+	// POST as soon as the message is in the handler's inbox, so a POST
+	// that takes longer is stuck on a broken path: it is sent again with
+	// the same seq, which the server delivers once.
+	DefaultRequestTimeout = 10 * time.Second
 	// closeTimeout bounds the close handshake in Close.
 	closeTimeout = 2 * time.Second
 	// writeTimeout bounds a WebSocket write.
@@ -78,9 +85,10 @@ const (
 // Options configure a Conn. A nil *Options, and every zero field, means
 // the default the field's comment states.
 type Options struct {
-	// Transports are tried in this order. Nil means WebSocket, SSE,
-	// LongPoll. Transports the route's negotiation does not list are
-	// skipped.
+	// Transports are those the client may use. Nil means WebSocket, SSE
+	// and LongPoll. They are tried in the order the route's negotiation
+	// lists them (the Dashboard preset lists SSE first), skipping those it
+	// does not list; without a negotiation answer, in this order.
 	Transports []realtime.Kind
 	// Header is sent on every request, the WebSocket handshake included.
 	Header http.Header
@@ -100,9 +108,16 @@ type Options struct {
 	// event before the client considers it buffered and falls back. Zero
 	// means DefaultFirstEventTimeout.
 	FirstEventTimeout time.Duration
+	// RequestTimeout bounds each POST and DELETE. Zero means
+	// DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// MaxEventSize bounds one SSE event in bytes; a larger one closes the
+	// connection with 1009 (realtime.CloseTooBig). Zero means
+	// DefaultMaxEventSize.
+	MaxEventSize int
 
 	// MinBackoff and MaxBackoff bound the delay between reconnect attempts
-	// (exponential with full jitter). Zero means DefaultMinBackoff and
+	// (exponential with equal jitter). Zero means DefaultMinBackoff and
 	// DefaultMaxBackoff.
 	MinBackoff, MaxBackoff time.Duration
 	// MaxRetries is how many reconnect attempts in a row may fail before
@@ -135,9 +150,11 @@ type Options struct {
 // DefaultReconnect reconnects after the close codes that say the server or
 // the path to it went away rather than refused the client: 1001 going
 // away (server shutdown), 1006 abnormal (a dropped connection), 1012
-// service restart, 1013 try again later, 1014 bad gateway. 1000, 1008 (policy),
-// 1009 (too big), 1011 (handler error: a reconnect would most likely fail
-// the same way) and application codes are final.
+// service restart, 1013 try again later, 1014 bad gateway. Every other
+// code is final: 1000, 1008 (policy), 1009 (too big), 1011 (handler error:
+// a reconnect would most likely fail the same way, in a loop) and the
+// application's 3000–4999 among them. It is the table "What ends, what
+// reconnects" of transports/PROTOCOL.md, which rtkit.js follows too.
 func DefaultReconnect(ce *realtime.CloseError) bool {
 	switch ce.Code {
 	case realtime.CloseGoingAway, realtime.CloseAbnormal, 1012, realtime.CloseTryAgainLater, 1014:
@@ -161,6 +178,12 @@ func (o *Options) resolved() Options {
 	}
 	if r.FirstEventTimeout <= 0 {
 		r.FirstEventTimeout = DefaultFirstEventTimeout
+	}
+	if r.RequestTimeout <= 0 {
+		r.RequestTimeout = DefaultRequestTimeout
+	}
+	if r.MaxEventSize <= 0 {
+		r.MaxEventSize = DefaultMaxEventSize
 	}
 	if r.MinBackoff <= 0 {
 		r.MinBackoff = DefaultMinBackoff
@@ -198,9 +221,40 @@ var (
 	// arrive within Options.FirstEventTimeout.
 	ErrBuffered = errors.New("rtclient: event stream buffered (no first event in time)")
 	// ErrTooLarge is returned by Send for a message over the route's read
-	// limit, which the server would answer by closing with 1009.
+	// limit, which the server would answer by closing with 1009. A
+	// *RefusedError with status 413 matches it too.
 	ErrTooLarge = errors.New("rtclient: message exceeds the route's read limit")
+	// ErrRefused is matched (errors.Is) by the *RefusedError of a message
+	// the server refused for good.
+	ErrRefused = errors.New("rtclient: message refused")
 )
+
+// RefusedError reports a message the server refused for good: its POST
+// was answered with a 4xx status other than 404 and 429 (400 malformed,
+// 401 or 403 credentials, 409, 413 too large). The message is not sent
+// again; the connection goes on. Send returns it when it waited for the
+// answer; a message that was queued (Send had returned nil) is reported by
+// Receive instead.
+type RefusedError struct {
+	StatusCode int
+	Message    realtime.Message
+	Body       string // the start of the answer's body, for logs
+}
+
+// Error implements error.
+func (e *RefusedError) Error() string {
+	s := fmt.Sprintf("rtclient: message refused: HTTP %d", e.StatusCode)
+	if e.Body != "" {
+		s += ": " + e.Body
+	}
+	return s
+}
+
+// Is makes errors.Is(err, ErrRefused) true, and errors.Is(err, ErrTooLarge)
+// for status 413.
+func (e *RefusedError) Is(target error) bool {
+	return target == ErrRefused || (target == ErrTooLarge && e.StatusCode == http.StatusRequestEntityTooLarge)
+}
 
 // GapError is returned by Receive when messages may be missing before the
 // next one. The connection goes on.

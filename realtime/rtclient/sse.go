@@ -69,7 +69,7 @@ func (c *Conn) dialSSE() (_ transport, err error) {
 		return nil, fmt.Errorf("rtclient: sse: Content-Type %q", ct)
 	}
 	t.r = sse.NewReader(activity{r: resp.Body, wd: &t.wd})
-	t.r.MaxEventSize = maxEventSize
+	t.r.MaxEventSize = c.o.MaxEventSize
 	for token == "" { // a new session: wait for its event
 		ev, err := t.r.Next()
 		if err != nil {
@@ -122,6 +122,13 @@ func (t *sseTransport) run() error {
 			}
 			if err == io.EOF {
 				return errStreamEnded
+			}
+			if errors.Is(err, sse.ErrEventTooLarge) {
+				// Too large to hold: end, as a message over the read limit
+				// does, rather than reconnect to the same event.
+				token, _ := t.c.session()
+				t.c.deleteSession(t.ctx, token, realtime.CloseTooBig, "event too large")
+				return &realtime.CloseError{Code: realtime.CloseTooBig, Reason: "event too large", Err: err}
 			}
 			return fmt.Errorf("rtclient: sse: %w", err)
 		}

@@ -97,6 +97,10 @@ func (t *wsTransport) run() error {
 		}
 		return err
 	})
+	// On the rtkit subprotocol an empty binary frame is the server's
+	// heartbeat (PROTOCOL.md): it proves the path, like a ping, and is not
+	// a message.
+	rtkit := t.ws.Subprotocol() == realtime.Subprotocol
 	var err error
 	for {
 		mt, data, rerr := t.ws.ReadMessage()
@@ -105,6 +109,9 @@ func (t *wsTransport) run() error {
 			break
 		}
 		wd.touch()
+		if rtkit && mt == websocket.BinaryMessage && len(data) == 0 {
+			continue
+		}
 		m := realtime.Message{Type: realtime.MessageType(mt), Data: data}
 		if err = t.c.deliver(t.ctx, wd, inItem{m: m}); err != nil {
 			break

@@ -44,6 +44,9 @@ func TestBearerTokenInSubprotocol(t *testing.T) {
 		t.Fatalf("server chose subprotocol %q", got)
 	}
 	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, p, err := ws.ReadMessage(); err != nil || len(p) != 0 {
+		t.Fatalf("got %q, %v; want the heartbeat (heartbeat.go)", p, err)
+	}
 	if _, p, err := ws.ReadMessage(); err != nil || string(p) != "hello ada" {
 		t.Fatalf("got %q, %v", p, err)
 	}

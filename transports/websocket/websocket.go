@@ -124,7 +124,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The connection is hijacked: the core serves it on a goroutine of its
 	// own and net/http's, with its deep stack and its request buffers,
 	// ends. That keeps one goroutine per idle connection, and a small one.
-	link.Start(c)
+	link.Start(withHeartbeat(c)) // heartbeat.go: rtkit clients see a heartbeat
 }
 
 // upgradeHeader returns the headers middleware set, minus those the
