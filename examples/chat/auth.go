@@ -58,16 +58,13 @@ func (a *auth) verify(token string) (string, bool) {
 }
 
 // middleware runs before the upgrade: no valid token, 401, and the
-// handler never sees the request. The token comes from the
+// handler never sees the request. The token comes only from the
 // Authorization header or the WebSocket subprotocol (realtime.BearerToken,
-// what rtkit's clients send) or, as in the seed, from ?token= in the query.
+// what rtkit's clients send), never from the URL: URLs end up in access
+// logs, proxies' logs and browser history, so a ?token= is ignored.
 func (a *auth) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token := realtime.BearerToken(r)
-		if token == "" {
-			token = r.URL.Query().Get("token")
-		}
-		name, ok := a.verify(token)
+		name, ok := a.verify(realtime.BearerToken(r))
 		if !ok {
 			realtime.WriteError(w, http.StatusUnauthorized, "chat: sign in first")
 			return
