@@ -22,6 +22,36 @@ import (
 // finish once its context ends.
 const ShutdownTimeout = 5 * time.Second
 
+// The timeouts of the examples' http.Server, as the README's "Production"
+// section advises. There is no WriteTimeout: rtkit's transports bound
+// each write themselves (realtime.Options.WriteTimeout) and lift the
+// server's as they write, but a server-wide one would cut any other
+// streaming response.
+const (
+	// ReadHeaderTimeout bounds reading a request's headers. Without it a
+	// client that trickles them (a slow upgrade request, which rtkit
+	// never sees) holds a connection and a goroutine for ever.
+	ReadHeaderTimeout = 10 * time.Second
+	// ReadTimeout bounds reading a whole request, its body included.
+	// net/http lifts it once the body is read, so SSE streams, held
+	// long-polls and upgraded WebSockets live on.
+	ReadTimeout = 30 * time.Second
+	// IdleTimeout bounds how long a keep-alive connection waits for its
+	// next request. Zero would mean ReadTimeout.
+	IdleTimeout = 2 * time.Minute
+)
+
+// HTTPServer returns the http.Server that Run serves h with: the
+// timeouts above, nothing else.
+func HTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		IdleTimeout:       IdleTimeout,
+	}
+}
+
 // Main calls run with a context that SIGINT or SIGTERM cancels and a ready
 // function that prints "name: open URL"; if run fails, it logs the error
 // and exits with status 1.
@@ -36,15 +66,16 @@ func Main(name string, run func(ctx context.Context, ready func(url string)) err
 }
 
 // Run listens on addr, calls ready with the server's URL, and serves h
-// until ctx ends. Then it closes every connection of srv's routes with
-// "going away" and shuts the HTTP server down, waiting at most
-// ShutdownTimeout for both.
+// with HTTPServer until ctx ends. Then it closes every connection of
+// srv's routes with "going away" (http.Server.Shutdown does not close
+// hijacked WebSockets or wait for streams) and shuts the HTTP server
+// down, waiting at most ShutdownTimeout for both.
 func Run(ctx context.Context, addr string, srv *realtime.Server, h http.Handler, ready func(url string)) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	hs := HTTPServer(h)
 	ready(baseURL(addr, ln.Addr()))
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
