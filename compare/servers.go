@@ -66,6 +66,8 @@ var handler = realtime.Funcs{
 // disconnecting it.
 func routeOptions() *realtime.Options {
 	return &realtime.Options{
+		// Load from a few addresses: no caps.
+		MaxConns: -1, MaxConnsPerClient: -1,
 		Transports: []realtime.Transport{rtws.New(rtws.Options{}), sse.New(sse.Options{}), longpoll.New(longpoll.Options{}), longpoll.NewRequestResponse()},
 		Overflow:   realtime.OverflowBlock,
 		Logger:     quietLogger(),

@@ -52,6 +52,7 @@ type Conn struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
+	client string // the client key it counts under (Options.MaxConnsPerClient)
 
 	// Set before the first callback, then read and written by callbacks
 	// only, which never overlap.

@@ -26,9 +26,12 @@ var (
 	// ErrServerClosed is the cause of a close made by Route.Shutdown or
 	// Server.Shutdown, and what a shut-down route answers new requests with.
 	ErrServerClosed = errors.New("realtime: server closed")
-	// ErrTooManyConns is returned by Endpoint.Accept when the route already
-	// holds Options.MaxConns connections.
+	// ErrTooManyConns is returned when the route already holds
+	// Options.MaxConns connections.
 	ErrTooManyConns = errors.New("realtime: too many connections")
+	// ErrClientLimit is returned when the client already holds
+	// Options.MaxConnsPerClient connections on the route.
+	ErrClientLimit = errors.New("realtime: too many connections from this client")
 	// ErrHandlerPanic is wrapped by the cause of a close after a handler
 	// panicked; the *PanicError carries the value and stack.
 	ErrHandlerPanic = errors.New("realtime: handler panic")

@@ -3,6 +3,7 @@ package realtime
 import (
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 )
 
@@ -97,9 +98,32 @@ type Options struct {
 	// WriteTimeout bounds every write to the peer, and how long Send may
 	// block under OverflowBlock. Zero means 10 seconds.
 	WriteTimeout time.Duration
-	// MaxConns is the most live connections on the route; more are refused
-	// with 503 Service Unavailable. Zero means no limit.
+	// MaxConns is the most live connections on the route, sessions
+	// included; more are refused with 503 Service Unavailable (a WebSocket
+	// upgrade is answered with a close frame, 1013 "too many
+	// connections", which browsers can read). Zero means 20,000; negative
+	// means no limit.
 	MaxConns int
+	// MaxConnsPerClient is the most live connections one client may hold
+	// on the route; more are refused with 429 Too Many Requests (1013 on
+	// WebSocket). A client is its address (see TrustedProxies), or what
+	// ClientKey says. Zero means 100; negative means no limit.
+	MaxConnsPerClient int
+	// ClientKey, when set, names the client a request comes from, for
+	// MaxConnsPerClient: a user id that authentication middleware
+	// established, say, so that users behind one NAT do not share a cap.
+	// Nil means the client's IP address.
+	ClientKey func(r *http.Request) string
+	// TrustedProxies are the addresses of the reverse proxies in front of
+	// the server. A request that comes from one of them is taken at its
+	// X-Forwarded-For (the client's address), X-Forwarded-Proto and
+	// X-Forwarded-Host (the scheme and host the browser used, for the
+	// origin check) headers; those headers are ignored from anyone else.
+	TrustedProxies []netip.Prefix
+	// ReadTimeout bounds reading a request's body: a POST-back, a DELETE,
+	// a request/response POST, so that a client trickling a body cannot
+	// hold a request. Zero means 10 seconds.
+	ReadTimeout time.Duration
 
 	// ResumeBuffer is how many sent messages a session keeps so that a
 	// client that reconnects (SSE, long-polling) receives what it missed.
@@ -134,15 +158,18 @@ type Options struct {
 
 // Defaults.
 const (
-	DefaultReadLimit      = 64 << 10
-	DefaultSendQueue      = 256
-	DefaultSendQueueBytes = 4 << 20
-	DefaultPingInterval   = 25 * time.Second
-	DefaultPongTimeout    = 10 * time.Second
-	DefaultWriteTimeout   = 10 * time.Second
-	DefaultResumeWindow   = 30 * time.Second
-	DefaultInbox          = 64
-	DefaultInboxBytes     = 1 << 20
+	DefaultReadLimit         = 64 << 10
+	DefaultSendQueue         = 256
+	DefaultSendQueueBytes    = 4 << 20
+	DefaultPingInterval      = 25 * time.Second
+	DefaultPongTimeout       = 10 * time.Second
+	DefaultWriteTimeout      = 10 * time.Second
+	DefaultResumeWindow      = 30 * time.Second
+	DefaultInbox             = 64
+	DefaultInboxBytes        = 1 << 20
+	DefaultMaxConns          = 20000
+	DefaultMaxConnsPerClient = 100
+	DefaultReadTimeout       = 10 * time.Second
 )
 
 // resolved returns a copy of o with every default filled in.
@@ -183,6 +210,16 @@ func (o *Options) resolved() Options {
 	if r.ResumeWindow <= 0 {
 		r.ResumeWindow = DefaultResumeWindow
 	}
+	if r.MaxConns == 0 {
+		r.MaxConns = DefaultMaxConns
+	}
+	if r.MaxConnsPerClient == 0 {
+		r.MaxConnsPerClient = DefaultMaxConnsPerClient
+	}
+	if r.ReadTimeout <= 0 {
+		r.ReadTimeout = DefaultReadTimeout
+	}
+	r.TrustedProxies = append([]netip.Prefix(nil), r.TrustedProxies...)
 	if r.Logger == nil {
 		r.Logger = slog.Default()
 	}

@@ -31,8 +31,8 @@ func (plugin) Resume(rt *Route, r *http.Request, token string) (*Conn, error) {
 	return s.c, nil
 }
 
-func (plugin) ReadMessage(w http.ResponseWriter, r *http.Request, limit int64) (Message, error) {
-	return readMessage(w, r, limit)
+func (plugin) ReadMessage(rt *Route, w http.ResponseWriter, r *http.Request) (Message, error) {
+	return rt.readMessage(w, r)
 }
 
 // Connection-level entry points, for wire.Link.

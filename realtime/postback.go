@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/rtkit/rtkit/realtime/internal/protocol"
 )
@@ -60,7 +62,7 @@ func (rt *Route) servePost(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		seq = n
 	}
-	m, err := readMessage(w, r, rt.opts.ReadLimit)
+	m, err := rt.readMessage(w, r)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -90,20 +92,43 @@ func (rt *Route) servePost(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 }
 
-// readMessage reads a message from a request body of at most limit bytes:
-// binary when the Content-Type is application/octet-stream, text
-// otherwise (wire.ReadMessage).
-func readMessage(w http.ResponseWriter, r *http.Request, limit int64) (Message, error) {
-	body := http.MaxBytesReader(w, r.Body, limit)
-	data, err := io.ReadAll(body)
+// errInvalidUTF8 refuses a text message that is not UTF-8 (RFC 6455 asks
+// the same of WebSocket text frames).
+var errInvalidUTF8 = errors.New("realtime: a text message must be valid UTF-8")
+
+// readMessage reads a message from r's body (see wire.Endpoint.ReadMessage):
+// binary when the Content-Type is application/octet-stream, text (which
+// must be UTF-8) otherwise, of at most Options.ReadLimit bytes, within
+// Options.ReadTimeout.
+func (rt *Route) readMessage(w http.ResponseWriter, r *http.Request) (Message, error) {
+	data, err := rt.readBody(w, r, rt.opts.ReadLimit)
 	if err != nil {
 		return Message{}, err
 	}
-	t := TextMessage
 	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/octet-stream") {
-		t = BinaryMessage
+		return Message{Type: BinaryMessage, Data: data}, nil
 	}
-	return Message{Type: t, Data: data}, nil
+	if !utf8.Valid(data) {
+		return Message{}, errInvalidUTF8
+	}
+	return Message{Type: TextMessage, Data: data}, nil
+}
+
+// readBody reads r's body, of at most limit bytes (more is an
+// *http.MaxBytesError), within Options.ReadTimeout: a client that
+// trickles a body does not hold the request.
+func (rt *Route) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	deadline := rc.SetReadDeadline(time.Now().Add(rt.opts.ReadTimeout)) == nil
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		// What is left of the body will not be read: end the connection
+		// after the answer instead of waiting for the rest.
+		w.Header().Set("Connection", "close")
+	} else if deadline {
+		rc.SetReadDeadline(time.Time{}) // the connection may serve more requests
+	}
+	return data, err
 }
 
 // serveDelete closes the connection from the client's side and answers at
@@ -114,8 +139,8 @@ func (rt *Route) serveDelete(w http.ResponseWriter, r *http.Request, s *session)
 		Code   int    `json:"code"`
 		Reason string `json:"reason"`
 	}
-	body, _ := io.ReadAll(io.LimitReader(r.Body, 1024))
-	if len(body) > 0 && json.Unmarshal(body, &req) != nil {
+	body, err := rt.readBody(w, r, 1024)
+	if err != nil || len(body) > 0 && json.Unmarshal(body, &req) != nil {
 		WriteError(w, http.StatusBadRequest, "realtime: malformed close request")
 		return
 	}

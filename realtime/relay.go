@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -53,7 +52,13 @@ type relayed struct {
 	// Identity is what Options.Identity said on the forwarding node, after
 	// its middleware ran; the owning node checks the session against it.
 	Identity string `json:"identity,omitempty"`
+	// Scheme is the scheme the client used, as the forwarding node saw it
+	// (TLS, or a trusted proxy's word), for the origin check.
+	Scheme string `json:"scheme"`
 }
+
+// relayedScheme is the context key of a relayed request's scheme.
+type relayedScheme struct{}
 
 // relayedIdentity is the context key of a relayed request's identity.
 type relayedIdentity struct{}
@@ -83,16 +88,18 @@ const relayMargin = 10 * time.Second
 // forward hands r to the node that holds token's session and writes its
 // answer.
 func (rt *Route) forward(w http.ResponseWriter, r *http.Request, token string) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, rt.opts.ReadLimit+1))
+	body, err := rt.readBody(w, r, rt.opts.ReadLimit)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		WriteError(w, http.StatusRequestEntityTooLarge, ErrReadLimit.Error())
+		return
+	}
 	if err != nil {
 		WriteError(w, http.StatusBadRequest, "realtime: reading the request: "+err.Error())
 		return
 	}
-	if int64(len(body)) > rt.opts.ReadLimit {
-		WriteError(w, http.StatusRequestEntityTooLarge, ErrReadLimit.Error())
-		return
-	}
-	req, _ := json.Marshal(relayed{Method: r.Method, URL: r.URL.RequestURI(), Host: r.Host, Header: r.Header, Body: body, Identity: rt.identityOf(r)})
+	scheme, host := rt.target(r)
+	req, _ := json.Marshal(relayed{Method: r.Method, URL: r.URL.RequestURI(), Host: host, Header: r.Header, Body: body, Identity: rt.identityOf(r), Scheme: scheme})
 	ctx, cancel := context.WithTimeout(r.Context(), max(rt.opts.PingInterval, 0)+relayMargin)
 	defer cancel()
 	out, err := rt.opts.Relay.Request(ctx, nodeSubject(token[:nodeIDLen]), req)
@@ -130,6 +137,7 @@ func (rt *Route) serveRelay() {
 			return mustJSON(relayedResponse{Status: http.StatusBadRequest})
 		}
 		ctx = context.WithValue(ctx, relayedIdentity{}, in.Identity)
+		ctx = context.WithValue(ctx, relayedScheme{}, in.Scheme)
 		r, err := http.NewRequestWithContext(ctx, in.Method, in.URL, bytes.NewReader(in.Body))
 		if err != nil {
 			return mustJSON(relayedResponse{Status: http.StatusBadRequest})

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 
 	"github.com/rtkit/rtkit/realtime/internal/protocol"
@@ -20,13 +18,14 @@ type Route struct {
 	opts     Options
 	handlers []TransportHandler
 
-	mu       sync.Mutex
-	conns    map[*Conn]struct{}
-	sessions map[string]*session // by token
-	node     string              // prefix of this route's session tokens
-	stopNode context.CancelFunc  // stops serving relayed requests
-	closing  bool
-	idle     chan struct{} // closed when the route is closing and empty
+	mu        sync.Mutex
+	conns     map[*Conn]struct{}
+	perClient map[string]int      // live connections by Conn.client
+	sessions  map[string]*session // by token
+	node      string              // prefix of this route's session tokens
+	stopNode  context.CancelFunc  // stops serving relayed requests
+	closing   bool
+	idle      chan struct{} // closed when the route is closing and empty
 }
 
 var _ http.Handler = (*Route)(nil)
@@ -43,10 +42,11 @@ var _ http.Handler = (*Route)(nil)
 // route: that is a programming error, found at start-up.
 func NewRoute(h Handler, o *Options) *Route {
 	rt := &Route{
-		handler:  h,
-		opts:     o.resolved(),
-		conns:    make(map[*Conn]struct{}),
-		sessions: make(map[string]*session),
+		handler:   h,
+		opts:      o.resolved(),
+		conns:     make(map[*Conn]struct{}),
+		perClient: make(map[string]int),
+		sessions:  make(map[string]*session),
 	}
 	if len(rt.opts.Transports) == 0 {
 		panic("realtime: NewRoute: Options.Transports is empty; use a preset of package transports, such as transports.Messaging, or list transports such as websocket.New(websocket.Options{})")
@@ -77,12 +77,16 @@ func NewRoute(h Handler, o *Options) *Route {
 	return rt
 }
 
-// ServeHTTP checks the request's origin and hands it to the first of the
-// route's transports that matches it. Refusals carry a JSON body
-// {"error": "..."}: 403 for a foreign origin, 503 while shutting down,
-// 405 for a method no transport takes, 400 for a request no transport
-// matches.
+// ServeHTTP checks the request's origin, answers CORS for the origins
+// Options.AllowedOrigins lets in, and hands the request to the first of
+// the route's transports that matches it. Refusals carry a JSON body
+// {"error": "..."}: 403 for a foreign origin, 503 while shutting down or
+// full, 429 for a client over its cap, 405 for a method no transport
+// takes, 400 for a request no transport matches.
 func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if rt.cors(w, r) {
+		return // a preflight from an allowed origin, answered
+	}
 	if !rt.originAllowed(r) {
 		rt.opts.Logger.Debug("realtime: origin refused", "origin", r.Header.Get("Origin"), "host", r.Host)
 		WriteError(w, http.StatusForbidden, ErrOrigin.Error())
@@ -109,34 +113,13 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.negotiate(w, r)
 	case http.MethodPost:
 		WriteError(w, http.StatusBadRequest, "realtime: no transport of this route accepts the request")
+	case http.MethodOptions:
+		w.Header().Set("Allow", "GET, POST, DELETE, OPTIONS")
+		w.WriteHeader(http.StatusNoContent)
 	default:
-		w.Header().Set("Allow", "GET, POST, DELETE")
+		w.Header().Set("Allow", "GET, POST, DELETE, OPTIONS")
 		WriteError(w, http.StatusMethodNotAllowed, "realtime: method not allowed")
 	}
-}
-
-// originAllowed applies Options.CheckOrigin or the same-origin rule with
-// Options.AllowedOrigins.
-func (rt *Route) originAllowed(r *http.Request) bool {
-	if rt.opts.CheckOrigin != nil {
-		return rt.opts.CheckOrigin(r)
-	}
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true // not a browser
-	}
-	for _, a := range rt.opts.AllowedOrigins {
-		if a == "*" || strings.EqualFold(a, origin) {
-			return true
-		}
-	}
-	return sameOrigin(r)
-}
-
-// sameOrigin reports whether r's Origin names the host r was sent to.
-func sameOrigin(r *http.Request) bool {
-	u, err := url.Parse(r.Header.Get("Origin"))
-	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
 }
 
 // admit reserves a place for a new connection.
@@ -149,15 +132,27 @@ func (rt *Route) admit(r *http.Request, k Kind) (*Conn, error) {
 	if rt.opts.MaxConns > 0 && len(rt.conns) >= rt.opts.MaxConns {
 		return nil, ErrTooManyConns
 	}
+	key := rt.clientKey(r)
+	if rt.opts.MaxConnsPerClient > 0 && rt.perClient[key] >= rt.opts.MaxConnsPerClient {
+		return nil, ErrClientLimit
+	}
 	c := newConn(rt, r, k)
+	c.client = key
 	rt.conns[c] = struct{}{}
+	rt.perClient[key]++
 	return c, nil
 }
 
 func (rt *Route) release(c *Conn) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
+	if _, ok := rt.conns[c]; !ok {
+		return
+	}
 	delete(rt.conns, c)
+	if rt.perClient[c.client]--; rt.perClient[c.client] <= 0 {
+		delete(rt.perClient, c.client)
+	}
 	if rt.closing && len(rt.conns) == 0 && rt.idle != nil {
 		close(rt.idle)
 		rt.idle = nil

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rtkit/rtkit/realtime/internal/protocol"
 )
@@ -71,7 +72,7 @@ func newSession(c *Conn, r *http.Request) *session {
 	s := &session{
 		c:       c,
 		token:   c.route.node + newToken(),
-		origin:  originKey(r),
+		origin:  c.route.originKey(r),
 		next:    1,
 		inNext:  1,
 		wake:    make(chan struct{}),
@@ -89,14 +90,14 @@ func newToken() string { return rand.Text() }
 // header (browsers send none on same-origin GETs) and one whose Origin is
 // the route's own host both count as the route's own origin.
 func (s *session) bound(r *http.Request) bool {
-	return s.c.route.identityOf(r) == s.identity && originKey(r) == s.origin
+	return s.c.route.identityOf(r) == s.identity && s.c.route.originKey(r) == s.origin
 }
 
 // originKey is the origin a session is bound to: "" for the route's own,
 // else the foreign origin the route allowed.
-func originKey(r *http.Request) string {
+func (rt *Route) originKey(r *http.Request) string {
 	o := r.Header.Get("Origin")
-	if o == "" || sameOrigin(r) {
+	if o == "" || rt.sameOrigin(r) {
 		return ""
 	}
 	return o
@@ -176,11 +177,21 @@ func (s *session) Close(code int, reason string) error {
 	s.closed = &CloseError{Code: code, Reason: reason}
 	if s.grace != nil {
 		s.grace.Stop()
+		s.grace = nil
 	}
-	s.grace = s.c.opts.Clock.AfterFunc(s.c.opts.ResumeWindow, s.forget)
-	s.signalLocked()
-	s.mu.Unlock()
 	c := s.c
+	if errors.Is(c.Cause(), ErrResumeTimeout) {
+		// Nobody came for ResumeWindow: nobody is left to tell.
+		s.gone = true
+		s.signalLocked()
+		s.mu.Unlock()
+		c.route.forget(s.token)
+	} else {
+		// A client between requests learns the close on its next one.
+		s.grace = c.opts.Clock.AfterFunc(c.opts.ResumeWindow, s.forget)
+		s.signalLocked()
+		s.mu.Unlock()
+	}
 	c.mu.Lock()
 	finishing := c.state == stateClosed
 	c.mu.Unlock()
@@ -368,6 +379,11 @@ const maxPending = 64
 
 var errTooFarAhead = errors.New("realtime: message sequence number too far ahead")
 
+// attachTimeout bounds how long a new session waits for its first
+// attachment (the stream that opened it, or a first poll, which clients
+// send at once).
+const attachTimeout = 10 * time.Second
+
 // errNoSession is what attaching to a connection that is not a session
 // returns.
 var errNoSession = errors.New("realtime: not a session")
@@ -383,10 +399,10 @@ func (c *Conn) openSession(r *http.Request) string {
 	rt.sessions[s.token] = s
 	rt.mu.Unlock()
 	// Until a transport attaches, the session is as good as dropped: a
-	// client that opens a long-poll session and never polls must not hold
-	// it forever.
+	// client that opens a long-poll session and never polls holds it (and
+	// its place under the caps) for attachTimeout at most.
 	s.mu.Lock()
-	s.grace = c.opts.Clock.AfterFunc(c.opts.ResumeWindow, s.detachedTimeout)
+	s.grace = c.opts.Clock.AfterFunc(min(c.opts.ResumeWindow, attachTimeout), s.detachedTimeout)
 	s.mu.Unlock()
 	c.startSession(s)
 	return s.token

@@ -518,6 +518,8 @@ func serve(cfg serverConfig, stdin io.Reader, stdout io.Writer) error {
 		},
 	}
 	rt := realtime.NewRoute(h, &realtime.Options{
+		// Load from a few addresses: no caps.
+		MaxConns: -1, MaxConnsPerClient: -1,
 		Transports: []realtime.Transport{harness.Transport(kind)},
 		SendQueue:  sendQueue,
 		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),

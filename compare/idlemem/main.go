@@ -321,6 +321,8 @@ func serve(mode string, stdin io.Reader, stdout io.Writer) error {
 			kind = realtime.SSE
 		}
 		rt := realtime.NewRoute(realtime.Funcs{}, &realtime.Options{
+			// Load from a few addresses: no caps.
+			MaxConns: -1, MaxConnsPerClient: -1,
 			Transports: []realtime.Transport{harness.Transport(kind)},
 			Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		})

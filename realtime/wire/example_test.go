@@ -35,7 +35,7 @@ func (s *echoOnceServer) Match(r *http.Request) bool {
 }
 
 func (s *echoOnceServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	m, err := wire.ReadMessage(w, r, s.ep.Options().ReadLimit)
+	m, err := s.ep.ReadMessage(w, r)
 	if err != nil {
 		realtime.WriteError(w, http.StatusBadRequest, err.Error())
 		return

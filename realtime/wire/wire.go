@@ -2,6 +2,7 @@ package wire
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -17,7 +18,7 @@ type coreAPI interface {
 	OriginAllowed(rt *realtime.Route, r *http.Request) bool
 	Accept(rt *realtime.Route, k realtime.Kind, r *http.Request) (*realtime.Conn, error)
 	Resume(rt *realtime.Route, r *http.Request, token string) (*realtime.Conn, error)
-	ReadMessage(w http.ResponseWriter, r *http.Request, limit int64) (realtime.Message, error)
+	ReadMessage(rt *realtime.Route, w http.ResponseWriter, r *http.Request) (realtime.Message, error)
 
 	Abort(c *realtime.Conn)
 	Open(c *realtime.Conn, w interface {
@@ -171,11 +172,14 @@ func (c clockContext) Err() error {
 	return context.Cause(c.Context)
 }
 
-// ReadMessage reads a message from a request body of at most limit bytes:
-// binary when the Content-Type is application/octet-stream, text
-// otherwise. An oversized body returns an *http.MaxBytesError.
-func ReadMessage(w http.ResponseWriter, r *http.Request, limit int64) (realtime.Message, error) {
-	return core.ReadMessage(w, r, limit)
+// ReadMessage reads a message from r's body as POST-backs and
+// request/response carry it: binary when the Content-Type is
+// application/octet-stream, text (refused unless valid UTF-8) otherwise.
+// The body may be at most Options.ReadLimit bytes (more returns an
+// *http.MaxBytesError: answer 413) and must arrive within
+// Options.ReadTimeout.
+func (ep *Endpoint) ReadMessage(w http.ResponseWriter, r *http.Request) (realtime.Message, error) {
+	return core.ReadMessage(ep.rt, w, r)
 }
 
 // Encoded returns encode(m), computed once per transport kind for a
@@ -188,3 +192,20 @@ func Encoded(m realtime.Message, k realtime.Kind, encode func(realtime.Message) 
 
 // IsShared reports whether m was made by realtime.Shared.
 func IsShared(m realtime.Message) bool { return core.IsShared(m) }
+
+// Refuse answers a request that Endpoint.Accept refused with err, as a
+// JSON error: 429 Too Many Requests when the client is over its cap
+// (realtime.ErrClientLimit), 503 Service Unavailable when the route is
+// full or shutting down, both with Retry-After.
+func Refuse(w http.ResponseWriter, err error) {
+	status := http.StatusServiceUnavailable
+	if errors.Is(err, realtime.ErrClientLimit) {
+		status = http.StatusTooManyRequests
+	}
+	w.Header().Set("Retry-After", retryAfterRefusal)
+	realtime.WriteError(w, status, err.Error())
+}
+
+// retryAfterRefusal is the Retry-After of a refused connection, in
+// seconds.
+const retryAfterRefusal = "5"

@@ -93,7 +93,7 @@ type opened struct {
 func (p *poller) open(w http.ResponseWriter, r *http.Request) {
 	link, err := p.ep.Accept(r)
 	if err != nil {
-		realtime.WriteError(w, http.StatusServiceUnavailable, err.Error())
+		wire.Refuse(w, err)
 		return
 	}
 	token := link.OpenSession(r)

@@ -56,7 +56,7 @@ func (o *oneShot) Describe(r *http.Request) string { return r.URL.Path }
 
 // ServeHTTP runs the handler once over the request.
 func (o *oneShot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	m, err := wire.ReadMessage(w, r, o.opts.ReadLimit)
+	m, err := o.ep.ReadMessage(w, r)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -68,7 +68,7 @@ func (o *oneShot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	link, err := o.ep.Accept(r)
 	if err != nil {
-		realtime.WriteError(w, http.StatusServiceUnavailable, err.Error())
+		wire.Refuse(w, err)
 		return
 	}
 	// A client that gives up ends the connection at once: its context is

@@ -100,7 +100,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !resumed {
 		var err error
 		if link, err = s.ep.Accept(r); err != nil {
-			realtime.WriteError(w, http.StatusServiceUnavailable, err.Error())
+			wire.Refuse(w, err)
 			return
 		}
 		if r.Header.Get("Last-Event-ID") != "" {

@@ -102,6 +102,24 @@ func lcRefused(t *testing.T, url string, hdr http.Header, want int) {
 	}
 }
 
+// lcTurnedAway asserts that dialing url is upgraded and closed at once
+// with 1013 (try again later) and reason, as the route answers a dial
+// over its caps so that browsers can read why.
+func lcTurnedAway(t *testing.T, url string, hdr http.Header, reason string) {
+	t.Helper()
+	ws, _, err := lcTryDial(url, hdr)
+	if err != nil {
+		t.Fatalf("dial: %v, want an upgrade closed with 1013", err)
+	}
+	defer ws.Close()
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err = ws.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != realtime.CloseTryAgainLater || ce.Text != reason {
+		t.Fatalf("read: %v, want close 1013 %q", err, reason)
+	}
+}
+
 // lcAwait receives from ch or, after lcWait, fails the test with every
 // goroutine's stack.
 func lcAwait[T any](t *testing.T, ch <-chan T, what string) T {
@@ -753,7 +771,7 @@ func TestMiddlewareRejects(t *testing.T) {
 
 // TestGinMiddlewareRejects adds to rtgin's own tests: behind gin, a request
 // that middleware aborts takes no place under MaxConns, and the route's
-// own refusals (503 beyond MaxConns) still reach the client through gin.
+// own refusals (1013 beyond MaxConns) still reach the client through gin.
 func TestGinMiddlewareRejects(t *testing.T) {
 	rec := newRecorder()
 	rt := realtime.NewRoute(rec.handler(), lcOpts(realtime.Options{MaxConns: 1}))
@@ -772,7 +790,7 @@ func TestGinMiddlewareRejects(t *testing.T) {
 	}
 	ws := lcDial(t, url+"?token=secret", nil)
 	c := lcAwait(t, rec.opened, "Open")
-	lcRefused(t, url+"?token=secret", nil, http.StatusServiceUnavailable)
+	lcTurnedAway(t, url+"?token=secret", nil, "too many connections")
 	ws.Close()
 	lcAwait(t, c.Done(), "the connection's end")
 	if n := rec.opens(); n != 1 {
@@ -780,8 +798,9 @@ func TestGinMiddlewareRejects(t *testing.T) {
 	}
 }
 
-// TestMaxConns checks that the dial beyond MaxConns gets 503 without
-// reaching the handler, and that a closed connection frees its place.
+// TestMaxConns checks that the dial beyond MaxConns is turned away with
+// 1013 without reaching the handler, and that a closed connection frees
+// its place.
 func TestMaxConns(t *testing.T) {
 	const max = 3
 	rec := newRecorder()
@@ -793,7 +812,7 @@ func TestMaxConns(t *testing.T) {
 		clients = append(clients, lcDial(t, url, nil))
 		conns = append(conns, lcAwait(t, rec.opened, "Open"))
 	}
-	lcRefused(t, url, nil, http.StatusServiceUnavailable)
+	lcTurnedAway(t, url, nil, "too many connections")
 	if n := rec.opens(); n != max {
 		t.Fatalf("handler opened %d connections, want %d", n, max)
 	}
@@ -801,7 +820,7 @@ func TestMaxConns(t *testing.T) {
 	lcAwait(t, conns[0].Done(), "the connection's end")
 	lcDial(t, url, nil)
 	lcAwait(t, rec.opened, "Open")
-	lcRefused(t, url, nil, http.StatusServiceUnavailable)
+	lcTurnedAway(t, url, nil, "too many connections")
 	if n := rec.opens(); n != max+1 {
 		t.Errorf("handler opened %d connections, want %d", n, max+1)
 	}

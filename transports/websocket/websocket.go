@@ -107,7 +107,7 @@ func (s *server) Match(r *http.Request) bool { return websocket.IsWebSocketUpgra
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	link, err := s.ep.Accept(r)
 	if err != nil {
-		realtime.WriteError(w, http.StatusServiceUnavailable, err.Error())
+		s.refuse(w, r, err)
 		return
 	}
 	cw := &corkingWriter{ResponseWriter: w}
