@@ -50,8 +50,9 @@ func TestClientCap(t *testing.T) {
 	each(t, func(t *testing.T, tr transport) {
 		f := newFixture(t, tr, echo, realtime.Options{MaxConnsPerClient: 2, ClientKey: func(r *http.Request) string { return r.Header.Get("X-User") }})
 		ada := http.Header{"X-User": {"ada"}}
-		a1, a2 := f.dial(ada), f.dial(ada)
-		c1 := f.nextOpen()
+		a1 := f.dial(ada)
+		c1 := f.nextOpen() // a1's: Open runs on a goroutine of its own
+		a2 := f.dial(ada)
 		f.nextOpen()
 		p, err := f.tr.dial(t, f, ada)
 		refusedWith(t, tr, p, err, http.StatusTooManyRequests, realtime.ErrClientLimit, "too many connections from this client")
