@@ -638,7 +638,12 @@ func (c *Conn) sendLoop() {
 		c.outbox = c.outbox[1:]
 		it.done <- err
 		var refused *RefusedError
-		if errors.As(err, &refused) && it.unheard.Load() {
+		if errors.As(err, &refused) && it.token == c.token && it.seq == c.nextSeq-1 {
+			// The server accepted nothing: the next message takes this
+			// seq, as a hole would hold every later one back.
+			c.nextSeq--
+		}
+		if refused != nil && it.unheard.Load() {
 			// No Send waits for the answer: Receive reports it.
 			c.mu.Unlock()
 			c.deliver(c.ctx, nil, inItem{err: refused})

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,7 +33,8 @@ var allKinds = []realtime.Kind{realtime.WebSocket, realtime.SSE, realtime.LongPo
 var allServers = []realtime.Transport{rtws.New(rtws.Options{}), sse.New(sse.Options{}), longpoll.New(longpoll.Options{})}
 
 // recorder is the server side of a test: an echo handler that tells the
-// test what happened. A text message "bye" closes with 4001.
+// test what happened. A text message "bye" closes with 4001, "close:N"
+// with N.
 type recorder struct {
 	opens  chan *realtime.Conn
 	closes chan error
@@ -53,6 +55,10 @@ func (rec *recorder) handler() realtime.Handler {
 		OnMessage: func(c *realtime.Conn, m realtime.Message) error {
 			if m.Type == realtime.TextMessage && m.Text() == "bye" {
 				return &realtime.CloseError{Code: 4001, Reason: "bye"}
+			}
+			if code, ok := strings.CutPrefix(m.Text(), "close:"); ok && m.Type == realtime.TextMessage {
+				n, _ := strconv.Atoi(code)
+				return &realtime.CloseError{Code: n, Reason: "asked"}
 			}
 			return c.Send(m)
 		},

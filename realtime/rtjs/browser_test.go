@@ -91,9 +91,11 @@ func (r *recorder) handler() realtime.Handler {
 // (a server restart) while the listener stays.
 type fixture struct {
 	srv   *httptest.Server
+	conns *trackingListener
 	rec   *recorder
 	route atomic.Pointer[realtime.Route]
-	down  atomic.Bool // answer 503 to everything on /echo
+	down  atomic.Bool  // answer 503 to everything on /echo
+	cut   atomic.Int32 // close the connection of this many requests to /echo unanswered
 }
 
 const testPage = `<!doctype html><meta charset="utf-8"><title>rtjs test</title>
@@ -112,6 +114,12 @@ func newFixture(t *testing.T, proxy func(http.Handler) http.Handler) *fixture {
 			realtime.WriteError(w, http.StatusServiceUnavailable, "restarting")
 			return
 		}
+		if f.cut.Load() > 0 && f.cut.Add(-1) >= 0 {
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				conn.Close()
+			}
+			return
+		}
 		f.route.Load().ServeHTTP(w, r)
 	})
 	if proxy != nil {
@@ -124,7 +132,10 @@ func newFixture(t *testing.T, proxy func(http.Handler) http.Handler) *fixture {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write([]byte(testPage))
 	})
-	f.srv = httptest.NewServer(mux)
+	f.srv = httptest.NewUnstartedServer(mux)
+	f.conns = &trackingListener{Listener: f.srv.Listener}
+	f.srv.Listener = f.conns
+	f.srv.Start()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -157,7 +168,7 @@ func (f *fixture) open(t *testing.T, ctx context.Context, setup string) {
 
 // pageHelpers records a client's events in window.log.
 const pageHelpers = `
-window.log = {msgs: [], opens: [], closes: [], states: [], errors: [], gaps: [], firstMessageAt: null, sent: []};
+window.log = {msgs: [], opens: [], closes: [], states: [], errors: [], gaps: [], refused: [], events: [], firstMessageAt: null, sent: []};
 window.watch = (c) => {
   const t0 = performance.now();
   c.onmessage = (e) => {
@@ -169,6 +180,17 @@ window.watch = (c) => {
   c.onerror = (e) => log.errors.push(e.message);
   c.onstatechange = (e) => log.states.push(e.state + "/" + e.transport);
   c.ongap = (e) => log.gaps.push({after: e.after, reason: e.reason});
+  c.onrefused = (e) => log.refused.push({status: e.status, data: typeof e.data === "string" ? e.data : "binary"});
+  // Every event's own fields, for the check of rtkit.d.ts (types_test.go).
+  for (const type of ["open", "message", "close", "error", "statechange", "gap", "refused"]) {
+    c.addEventListener(type, (e) => {
+      const own = {};
+      for (const k of Object.keys(e)) own[k] = e[k] instanceof ArrayBuffer ? "<ArrayBuffer>" : e[k];
+      if (type === "message") own.data = typeof e.data === "string" ? e.data : "<ArrayBuffer>";
+      if (type === "close") Object.assign(own, {code: e.code, reason: e.reason, wasClean: e.wasClean});
+      log.events.push({type, own});
+    });
+  }
   return c;
 };
 true`

@@ -16,18 +16,22 @@ export interface RealtimeOptions {
   token?: string;
   /** Transports the client may use; the server's negotiation order decides among them. Default all three. */
   transports?: Transport[];
-  /** Milliseconds a WebSocket may take to open before the client falls back. Default 2500. */
+  /** Milliseconds a WebSocket may take to open before the client falls back; also bounds the negotiation and the long-poll open. Default 3000. */
   upgradeTimeout?: number;
-  /** Milliseconds a new SSE stream may take to deliver its session event before the client falls back to long-polling. Default 2500. */
+  /** Milliseconds a new SSE stream may take to deliver its session event before the client falls back to long-polling. Default 3000. */
   firstEventTimeout?: number;
-  /** First reconnect delay in milliseconds, doubled per failed attempt, with jitter. Default 250. */
+  /** Milliseconds each POST and DELETE may take; a POST that times out is sent again with the same seq. Default 10000. */
+  requestTimeout?: number;
+  /** First reconnect delay in milliseconds, doubled per failed attempt, with jitter. Default 500. */
   minDelay?: number;
   /** Largest reconnect delay in milliseconds. Default 10000. */
   maxDelay?: number;
   /** Failed attempts in a row before the client gives up with close code 1006. Default Infinity. */
   maxRetries?: number;
-  /** Most messages queued while not connected; send throws beyond it. Default 1000. */
+  /** Most messages queued while not connected; send throws beyond it. Default 256. */
   maxQueue?: number;
+  /** Most characters of one SSE event; a larger one closes the client with 1009. Default 8388608 (8 Mi). */
+  maxEventSize?: number;
   /** Fallbacks for the server's pingInterval/pongTimeout until negotiation tells them. Defaults 25000 and 10000. */
   pingInterval?: number;
   pongTimeout?: number;
@@ -37,7 +41,7 @@ export interface RealtimeOptions {
 
 export declare const defaults: Readonly<Required<Omit<RealtimeOptions, "token" | "shouldReconnect">>>;
 
-/** The default reconnect policy: false for 1000, 1002, 1003, 1007–1010 and 4000–4999. */
+/** The default reconnect policy (PROTOCOL.md): true for 1001, 1006, 1012, 1013 and 1014 only. */
 export declare function shouldReconnect(code: number): boolean;
 
 export interface RealtimeMessageEvent extends MessageEvent {
@@ -60,7 +64,8 @@ export interface RealtimeCloseEvent extends CloseEvent {}
 
 export interface RealtimeErrorEvent extends Event {
   readonly message: string;
-  readonly transport: Transport;
+  /** The transport that failed; null for the negotiation. */
+  readonly transport: Transport | null;
 }
 
 export interface RealtimeStateEvent extends Event {
@@ -68,6 +73,9 @@ export interface RealtimeStateEvent extends Event {
   readonly transport: Transport | null;
   /** Milliseconds until the next attempt, when reconnecting. */
   readonly delay?: number;
+  /** Why the client is reconnecting (the failed attempt or the lost connection), when reconnecting. */
+  readonly error?: string;
+  /** The close code and reason, when closed. */
   readonly code?: number;
   readonly reason?: string;
 }
@@ -75,8 +83,21 @@ export interface RealtimeStateEvent extends Event {
 export interface RealtimeGapEvent extends Event {
   /** Messages after this seq were lost, or null. */
   readonly after: number | null;
-  /** "unknown session" when the session expired and a new one started. */
+  /**
+   * null when the server said which seq; "new connection" after a WebSocket reconnect or a new
+   * session; "unknown session" when the session was gone and a new one started.
+   */
   readonly reason: string | null;
+}
+
+/** A message the server refused for good (its POST answered 400, 401, 403, 409, 413...); it is not sent again. */
+export interface RealtimeRefusedEvent extends Event {
+  /** The message, as passed to send. */
+  readonly data: string | ArrayBuffer | ArrayBufferView | Blob;
+  /** The HTTP status of the refusal. */
+  readonly status: number;
+  readonly message: string;
+  readonly transport: Transport | null;
 }
 
 export interface RealtimeEventMap {
@@ -86,13 +107,16 @@ export interface RealtimeEventMap {
   error: RealtimeErrorEvent;
   statechange: RealtimeStateEvent;
   gap: RealtimeGapEvent;
+  refused: RealtimeRefusedEvent;
 }
 
 /**
- * A connection to an rtkit route that falls back, reconnects and resumes by itself.
- * On pagehide it ends an SSE or long-poll session at once (a keepalive DELETE with code 1001);
- * a page restored from the back/forward cache connects again. A POST answered 429 is sent
- * again with the same seq after Retry-After (at most 30 s), without reconnecting.
+ * A connection to an rtkit route that falls back, reconnects and resumes by itself, following
+ * transports/PROTOCOL.md's "Client behaviour" tables. On pagehide it ends an SSE or long-poll
+ * session at once (a keepalive DELETE with code 1001); a page restored from the back/forward
+ * cache connects again. A POST answered 429 is sent again with the same seq after Retry-After
+ * (at most 30 s), without reconnecting; one refused for good fires "refused". On WebSocket the
+ * server's heartbeat (subprotocol "rtkit") lets it notice a half-open socket.
  */
 export declare class RealtimeClient extends EventTarget {
   constructor(url: string | URL, options?: RealtimeOptions);
@@ -115,12 +139,14 @@ export declare class RealtimeClient extends EventTarget {
   onerror: ((this: RealtimeClient, ev: RealtimeErrorEvent) => any) | null;
   onstatechange: ((this: RealtimeClient, ev: RealtimeStateEvent) => any) | null;
   ongap: ((this: RealtimeClient, ev: RealtimeGapEvent) => any) | null;
+  onrefused: ((this: RealtimeClient, ev: RealtimeRefusedEvent) => any) | null;
 
   /** Sends now or queues until open; throws QuotaExceededError when the queue is full, InvalidStateError after close. */
   send(data: string | ArrayBuffer | ArrayBufferView | Blob): void;
   /**
    * Closes with code 1000 or 3000–4999 after sending what is queued; no reconnect follows.
-   * While connecting or reconnecting, an SSE or long-poll session being resumed is ended on the server (DELETE).
+   * Whenever an SSE or long-poll session exists (open, being resumed, or being opened) it is
+   * ended on the server (DELETE) with the code and reason.
    */
   close(code?: number, reason?: string): void;
 
@@ -133,13 +159,21 @@ export declare class RealtimeClient extends EventTarget {
 /** Same as new RealtimeClient(url, options). */
 export declare function connect(url: string | URL, options?: RealtimeOptions): RealtimeClient;
 
-/** The text/event-stream parser the SSE transport uses (exported for tests). */
+/**
+ * The text/event-stream parser the SSE transport uses (exported for tests). It takes linear
+ * time whatever the chunking; push throws a RangeError once one event exceeds maxEventSize
+ * characters (default 8 Mi).
+ */
 export declare class EventStreamParser {
   constructor(
     onEvent: (ev: { type: string; data: string; id: string }) => void,
     onComment?: (text: string) => void,
     onRetry?: (ms: number) => void,
+    maxEventSize?: number,
   );
   lastId: string;
+  readonly maxEventSize: number;
+  /** Characters examined for line ends so far, for tests of the work per character. */
+  readonly scanned: number;
   push(text: string): void;
 }

@@ -35,15 +35,21 @@ export const OPEN = 1;
 export const CLOSING = 2;
 export const CLOSED = 3;
 
-/** The defaults of RealtimeClient's options (see doc.go for the reasons). */
+/**
+ * The defaults of RealtimeClient's options: the table "Timeouts and
+ * defaults" of transports/PROTOCOL.md, which the Go client shares (see
+ * doc.go for the reasons).
+ */
 export const defaults = Object.freeze({
   transports: ["websocket", "sse", "longpoll"],
-  upgradeTimeout: 2500,
-  firstEventTimeout: 2500,
-  minDelay: 250,
+  upgradeTimeout: 3000,
+  firstEventTimeout: 3000,
+  requestTimeout: 10000,
+  minDelay: 500,
   maxDelay: 10000,
   maxRetries: Infinity,
-  maxQueue: 1000,
+  maxQueue: 256,
+  maxEventSize: 8 << 20,
   pingInterval: 25000,
   pongTimeout: 10000,
 });
@@ -69,17 +75,29 @@ function isSession(transport) {
   return transport === "sse" || transport === "longpoll";
 }
 
+// isRefusal reports an HTTP status that refuses the client's credentials
+// or origin: the connection ends with 1008 rather than retry in vain.
+function isRefusal(status) {
+  return status === 401 || status === 403;
+}
+
 /**
- * shouldReconnect is the default policy: no reconnect after a normal close,
- * a policy violation (refused or too slow), a message too big, a protocol
- * error or an application code 4000–4999; reconnect after going away,
- * connection lost, internal error, service restart, try again later and
- * anything else.
+ * shouldReconnect is the default policy of transports/PROTOCOL.md's table
+ * "What ends, what reconnects": reconnect after 1001 going away, 1006
+ * connection lost, 1012 service restart, 1013 try again later and 1014 bad
+ * gateway; every other code ends the connection, 1011 (the handler failed)
+ * and the application's 3000–4999 included, so that a handler error does
+ * not become a reconnect loop.
  */
 export function shouldReconnect(code) {
-  if (code === 1000 || code === 1002 || code === 1003 || code === 1007 ||
-      code === 1008 || code === 1009 || code === 1010) return false;
-  return !(code >= 4000 && code <= 4999);
+  return code === 1001 || code === 1006 || code === 1012 || code === 1013 || code === 1014;
+}
+
+// timeoutSignal returns an AbortSignal that aborts after ms, or when
+// parent (if any) aborts.
+function timeoutSignal(ms, parent) {
+  const t = AbortSignal.timeout(ms);
+  return parent ? AbortSignal.any([parent, t]) : t;
 }
 
 // base64url without padding of a UTF-8 string, for the WebSocket
@@ -127,15 +145,26 @@ function makeEvent(type, props) {
  * retry takes ASCII digits only; a blank line dispatches unless data is
  * empty. onEvent({type, data, id}) runs per event, onComment(text) per
  * comment, onRetry(ms) per valid retry field.
+ *
+ * It takes linear time whatever the chunking: each chunk is scanned once
+ * for line ends, and a partial line is kept as a list of pieces, joined
+ * once when its end arrives. One event (its data lines plus the line being
+ * read) may hold at most maxEventSize characters (default 8 MiB); push
+ * throws a RangeError beyond that, after which the parser must not be used.
+ * scanned counts the characters examined, for tests of the work per byte.
  */
 export class EventStreamParser {
-  constructor(onEvent, onComment, onRetry) {
+  constructor(onEvent, onComment, onRetry, maxEventSize) {
     this.onEvent = onEvent;
     this.onComment = onComment || (() => {});
     this.onRetry = onRetry || (() => {});
-    this.buf = "";
+    this.maxEventSize = maxEventSize > 0 ? maxEventSize : defaults.maxEventSize;
+    this.scanned = 0;
+    this.parts = []; // pieces of the line being read
+    this.partLen = 0;
     this.skipLF = false; // the last chunk ended in CR: a leading LF belongs to it
-    this.data = "";
+    this.data = []; // the event's data lines
+    this.dataLen = 0;
     this.type = "";
     this.lastId = "";
     this.idBuf = "";
@@ -144,63 +173,87 @@ export class EventStreamParser {
 
   /** push parses a decoded chunk of text. */
   push(text) {
-    if (this.first && text.length > 0) {
-      this.first = false;
-      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-    }
-    if (this.skipLF && text.length > 0) {
-      if (text[0] === "\n") text = text.slice(1);
-      this.skipLF = false;
-    }
-    this.buf += text;
+    const n = text.length;
+    if (n === 0) return;
     let start = 0;
-    for (;;) {
-      let i = start, end = -1;
-      for (; i < this.buf.length; i++) {
-        const ch = this.buf.charCodeAt(i);
-        if (ch === 10 || ch === 13) { end = i; break; }
-      }
-      if (end < 0) break;
-      const line = this.buf.slice(start, end);
-      if (this.buf.charCodeAt(end) === 13) {
-        if (end + 1 < this.buf.length) {
-          start = this.buf.charCodeAt(end + 1) === 10 ? end + 2 : end + 1;
-        } else {
-          start = end + 1;
-          this.skipLF = true;
-        }
-      } else {
-        start = end + 1;
-      }
-      this.line(line);
+    if (this.first) {
+      this.first = false;
+      if (text.charCodeAt(0) === 0xfeff) start = 1;
     }
-    this.buf = this.buf.slice(start);
+    if (this.skipLF) {
+      this.skipLF = false;
+      if (text.charCodeAt(start) === 10) start++;
+    }
+    // The next CR and LF at or after start, found once each: n when there
+    // is none, so a chunk of many LFs and no CR is not rescanned per line.
+    let cr = -1, lf = -1;
+    while (start < n) {
+      if (cr < start) cr = this._find(text, "\r", start);
+      if (lf < start) lf = this._find(text, "\n", start);
+      const end = cr < lf ? cr : lf;
+      if (end >= n) break;
+      let line = text.slice(start, end);
+      if (this.parts.length) {
+        this.parts.push(line);
+        line = this.parts.join("");
+        this.parts = [];
+        this.partLen = 0;
+      }
+      if (end === cr) {
+        if (end + 1 < n) start = text.charCodeAt(end + 1) === 10 ? end + 2 : end + 1;
+        else { start = n; this.skipLF = true; }
+      } else start = end + 1;
+      this._line(line);
+    }
+    if (start < n) {
+      this.parts.push(start === 0 ? text : text.slice(start));
+      this.partLen += n - start;
+    }
+    if (this.partLen + this.dataLen > this.maxEventSize) {
+      throw new RangeError("rtkit: event over maxEventSize (" + this.maxEventSize + " characters)");
+    }
   }
 
-  line(line) {
-    if (line === "") { this.dispatch(); return; }
-    if (line[0] === ":") { this.onComment(line.slice(1).replace(/^ /, "")); return; }
+  _find(text, ch, from) {
+    const i = text.indexOf(ch, from);
+    const end = i < 0 ? text.length : i;
+    this.scanned += end - from + 1;
+    return end;
+  }
+
+  _line(line) {
+    if (line === "") { this._dispatch(); return; }
+    if (line.charCodeAt(0) === 58) { // ":"
+      this.onComment(line.charCodeAt(1) === 32 ? line.slice(2) : line.slice(1));
+      return;
+    }
     const colon = line.indexOf(":");
     let field = line, value = "";
     if (colon >= 0) {
       field = line.slice(0, colon);
-      value = line.slice(colon + 1);
-      if (value[0] === " ") value = value.slice(1);
+      value = line.slice(line.charCodeAt(colon + 1) === 32 ? colon + 2 : colon + 1);
     }
     switch (field) {
       case "event": this.type = value; break;
-      case "data": this.data += value + "\n"; break;
+      case "data":
+        this.data.push(value);
+        this.dataLen += value.length + 1;
+        if (this.dataLen > this.maxEventSize) {
+          throw new RangeError("rtkit: event over maxEventSize (" + this.maxEventSize + " characters)");
+        }
+        break;
       case "id": if (!value.includes("\0")) this.idBuf = value; break;
       case "retry": if (/^[0-9]+$/.test(value)) this.onRetry(parseInt(value, 10)); break;
     }
   }
 
-  dispatch() {
+  _dispatch() {
     this.lastId = this.idBuf;
-    if (this.data === "") { this.type = ""; return; }
-    const data = this.data.slice(0, -1);
+    if (this.data.length === 0) { this.type = ""; return; }
+    const data = this.data.length === 1 ? this.data[0] : this.data.join("\n");
     const type = this.type || "message";
-    this.data = "";
+    this.data = [];
+    this.dataLen = 0;
     this.type = "";
     this.onEvent({ type, data, id: this.lastId });
   }
@@ -213,8 +266,8 @@ class Unavailable extends Error {} // network error or 5xx: retry later
 /**
  * RealtimeClient is a connection to an rtkit route that survives proxies,
  * network drops and server restarts. It is an EventTarget with the events
- * open, message, close, error, statechange and gap, and the matching on*
- * properties.
+ * open, message, close, error, statechange, gap and refused, and the
+ * matching on* properties.
  */
 export class RealtimeClient extends EventTarget {
   constructor(url, options = {}) {
@@ -231,6 +284,7 @@ export class RealtimeClient extends EventTarget {
     this.onerror = null;
     this.onstatechange = null;
     this.ongap = null;
+    this.onrefused = null;
     this.readyState = CONNECTING;
     /** state is "connecting", "open", "reconnecting", "closing" or "closed". */
     this.state = "connecting";
@@ -258,6 +312,11 @@ export class RealtimeClient extends EventTarget {
     this._wake = null; // ends the pump's current pause early
     this._closeReq = null;
     this._hidden = false; // pagehide ended the session; pageshow reconnects
+    this._conns = 0; // server connections opened (WebSocket or session): later ones are gaps
+    this._gapReason = null; // why the next new server connection is one ("unknown session")
+    this._heartbeats = false; // this WebSocket's server sends heartbeats
+    this._post = null; // AbortController of the POST in flight
+    this._opening = null; // an SSE or long-poll open in flight: {kind, ac}
 
     // pagehide, not unload: it keeps the page eligible for the back/forward
     // cache. Workers have no pages.
@@ -335,8 +394,10 @@ export class RealtimeClient extends EventTarget {
       }
       await this._negotiate(gen);
       if (gen !== this._gen) return;
-      const order = this._neg.transports.map((t) => t.transport)
-        .filter((k) => this.options.transports.includes(k) && ["websocket", "sse", "longpoll"].includes(k));
+      // The route's order, among the transports the client allows; without
+      // a negotiation answer, the default order.
+      const listed = this._neg ? this._neg.transports.map((t) => t.transport) : defaults.transports;
+      const order = listed.filter((k) => this.options.transports.includes(k) && defaults.transports.includes(k));
       const candidates = order.filter((k) => !this._blocked.has(k));
       if (candidates.length === 0) throw new Refused("no transport in common with the server");
       const failed = [];
@@ -375,19 +436,25 @@ export class RealtimeClient extends EventTarget {
     }
   }
 
+  // _negotiate asks the route which transports it allows. The answer is a
+  // hint: without one (a proxy, an older server, a timeout) the transports'
+  // own answers decide. Only 401 and 403 are final.
   async _negotiate(gen) {
     let res;
     try {
-      res = await fetch(this.url, { headers: this._headers({ Accept: "application/json" }), cache: "no-store", credentials: "same-origin" });
+      res = await fetch(this.url, {
+        headers: this._headers({ Accept: "application/json" }), cache: "no-store", credentials: "same-origin",
+        signal: timeoutSignal(this.options.upgradeTimeout),
+      });
+      if (gen !== this._gen) return;
+      if (isRefusal(res.status)) throw new Refused("negotiation: HTTP " + res.status);
+      const n = res.ok ? await res.json().catch(() => null) : null;
+      if (n && Array.isArray(n.transports)) this._neg = n;
+      else this._emit("error", { message: "negotiation: HTTP " + res.status + ", not an rtkit answer", transport: null });
     } catch (e) {
-      throw new Unavailable("negotiation: " + e.message);
+      if (e instanceof Refused) throw e;
+      if (gen === this._gen) this._emit("error", { message: "negotiation: " + e.message, transport: null });
     }
-    if (gen !== this._gen) return;
-    if (res.status >= 500 || res.status === 429) throw new Unavailable("negotiation: HTTP " + res.status);
-    if (!res.ok) throw new Refused("negotiation: HTTP " + res.status);
-    const n = await res.json().catch(() => null);
-    if (!n || !Array.isArray(n.transports)) throw new Unavailable("negotiation: not an rtkit route");
-    this._neg = n;
   }
 
   _retry(err) {
@@ -398,14 +465,21 @@ export class RealtimeClient extends EventTarget {
       this._finish(1006, "gave up reconnecting", false);
       return;
     }
-    const base = Math.min(this.options.maxDelay, this.options.minDelay * 2 ** (this._attempt - 1));
-    const delay = base / 2 + Math.random() * (base / 2); // "equal jitter"
+    const delay = this._delay(this._attempt);
     if (this._timer) clearTimeout(this._timer);
     this._setState(this.reconnects > 0 || this._everOpen ? "reconnecting" : "connecting", { delay, error: err && err.message });
     this._timer = setTimeout(() => {
       this._timer = null;
       this._connect();
     }, delay);
+  }
+
+  // _serverConnection records a new server connection (a WebSocket, or a
+  // session that is not a resume): after the first, messages sent to the
+  // client meanwhile are lost, and the page hears of it as a gap first.
+  _serverConnection() {
+    if (this._conns++ > 0) this._gap({ reason: this._gapReason || "new connection" });
+    this._gapReason = null;
   }
 
   // _opened is called when a transport is ready: flush the queue.
@@ -445,6 +519,7 @@ export class RealtimeClient extends EventTarget {
     this._queue = [];
     this._token = null;
     this._hidden = false;
+    if (this._post) this._post.abort(); // its answer no longer matters
     this._wakePump();
     if (typeof window !== "undefined" && typeof window.removeEventListener === "function") {
       window.removeEventListener("pagehide", this._onPageHide);
@@ -483,7 +558,7 @@ export class RealtimeClient extends EventTarget {
     this._watchdog = setTimeout(() => {
       this._watchdog = null;
       if (gen !== this._gen) return;
-      this._lost(1006, "no keepalive", gen);
+      this._lost(1006, this.transport === "websocket" ? "no heartbeat" : "no keepalive", gen);
     }, this._deadAfter());
   }
 
@@ -527,8 +602,23 @@ export class RealtimeClient extends EventTarget {
           if (this._ws === ws) this._ws = null;
           this._lost(e.code, e.reason, gen);
         };
-        ws.onmessage = (e) => this._emit("message", { data: e.data, transport: "websocket" });
+        // On the rtkit subprotocol an empty binary frame is the server's
+        // heartbeat (PROTOCOL.md): never a message. The first one says the
+        // server sends them; from then on silence for pingInterval +
+        // pongTimeout means a half-open socket.
+        this._heartbeats = false;
+        const rtkit = ws.protocol === SUBPROTOCOL;
+        ws.onmessage = (e) => {
+          if (rtkit && e.data instanceof ArrayBuffer && e.data.byteLength === 0) {
+            this._heartbeats = true;
+            this._arm(gen);
+            return;
+          }
+          if (this._heartbeats) this._arm(gen);
+          this._emit("message", { data: e.data, transport: "websocket" });
+        };
         this._token = null;
+        this._serverConnection();
         this._opened({ protocol: ws.protocol });
         resolve();
       };
@@ -546,11 +636,17 @@ export class RealtimeClient extends EventTarget {
     return new Promise((resolve, reject) => {
       const ac = new AbortController();
       this._abort = ac;
+      // A new stream's session exists on the server before its event
+      // arrives: close() meanwhile waits for the token to DELETE it.
+      const opening = resume ? null : { gen, ac, closeWith: null };
+      if (opening) this._opening = opening;
+      const gone = () => gen !== this._gen && !(opening && opening.closeWith);
       let settled = false, failed = false;
       const settle = (err) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        if (this._opening === opening) this._opening = null;
         if (err) {
           failed = true;
           if (this._abort === ac) this._abort = null;
@@ -563,45 +659,67 @@ export class RealtimeClient extends EventTarget {
       if (resume) headers["Last-Event-ID"] = this._token + "." + this._lastSeq;
       fetch(this._transportURL("sse"), { headers, cache: "no-store", credentials: "same-origin", signal: ac.signal })
         .then(async (res) => {
-          if (gen !== this._gen) { ac.abort(); return; }
+          if (gone()) { ac.abort(); return; }
           if (!res.ok || !res.body) {
             await res.body?.cancel().catch(() => {});
-            settle(res.status >= 400 && res.status < 500 && res.status !== 429 && res.status !== 409
-              ? new Refused("sse: HTTP " + res.status) : new Unavailable("sse: HTTP " + res.status));
+            settle(isRefusal(res.status) ? new Refused("sse: HTTP " + res.status) : new Unavailable("sse: HTTP " + res.status));
             return;
           }
           if (resume) {
+            // A resumed stream sends no session event: its headers are
+            // the sign that it flows.
             this._opened({ resumed: true });
             settle();
           }
-          this._arm(gen);
+          if (gen === this._gen) this._arm(gen);
           const parser = new EventStreamParser(
-            (ev) => this._sseEvent(ev, gen, settle),
+            (ev) => this._sseEvent(ev, gen, settle, opening),
             () => {},
             () => {},
+            this.options.maxEventSize,
           );
           const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
           for (;;) {
             const { value, done } = await reader.read();
-            if (gen !== this._gen || failed) return;
+            if (gone() || failed) { ac.abort(); return; }
             if (done) break;
-            this._arm(gen);
-            parser.push(value);
-            if (gen !== this._gen) { ac.abort(); return; }
+            if (gen === this._gen) this._arm(gen);
+            try {
+              parser.push(value);
+            } catch (e) {
+              if (!(e instanceof RangeError) || gen !== this._gen) throw e;
+              // Too large to hold: end, as a message over the read limit
+              // does, rather than reconnect to the same event.
+              ac.abort();
+              if (this._token) this._deleteSession(this._token, 1009, "event too large");
+              this._finish(1009, e.message, false);
+              return;
+            }
+            if (gone()) { ac.abort(); return; }
           }
           // The stream ended without a close event: resume it.
           if (!settled) settle(new Unavailable("sse: stream ended"));
           else this._lost(1006, "stream ended", gen);
         })
         .catch((e) => {
-          if (gen !== this._gen || failed) return;
+          if (gone() || failed) return;
           if (!settled) settle(new Unavailable("sse: " + e.message));
           else this._lost(1006, "stream failed", gen);
         });
     });
   }
 
-  _sseEvent(ev, gen, settle) {
+  _sseEvent(ev, gen, settle, opening) {
+    if (gen !== this._gen) {
+      // close() came while the new stream was opening: end its session.
+      if (ev.type === "session" && opening && opening.closeWith) {
+        const { code, reason } = opening.closeWith;
+        opening.closeWith = null;
+        this._deleteSession(JSON.parse(ev.data).token, code, reason);
+        opening.ac.abort();
+      }
+      return;
+    }
     switch (ev.type) {
       case "session": {
         const s = JSON.parse(ev.data);
@@ -622,9 +740,14 @@ export class RealtimeClient extends EventTarget {
         this._emit("message", { data: ev.type === "binary" ? fromBase64(ev.data) : ev.data, transport: "sse" });
         break;
       }
-      case "gap":
-        this._gap(JSON.parse(ev.data));
+      case "gap": {
+        const g = JSON.parse(ev.data);
+        // "unknown session" comes before the fresh session event, which
+        // reports it.
+        if (g.reason) this._gapReason = g.reason;
+        else this._gap(g);
         break;
+      }
       case "close": {
         const c = JSON.parse(ev.data);
         this._token = null; // the session is over: a reconnect starts a new one
@@ -646,29 +769,41 @@ export class RealtimeClient extends EventTarget {
     this._lastSeq = 0;
     this._sendSeq = 0;
     for (const m of this._queue) m.seq = 0;
+    this._opening = null;
+    this._serverConnection();
   }
 
   // ---- long-polling ----
 
   async _openLP(gen, resume) {
     if (!resume) {
-      let res;
+      let res, body;
       const ac = new AbortController();
       this._abort = ac;
-      const timer = setTimeout(() => ac.abort(), this.options.firstEventTimeout + this._deadAfter());
+      // The session exists once the server answers: close() meanwhile
+      // waits for the token to DELETE it.
+      const opening = { gen, ac, closeWith: null };
+      this._opening = opening;
       try {
-        res = await fetch(this._transportURL("longpoll"), { method: "POST", headers: this._headers(), cache: "no-store", credentials: "same-origin", signal: ac.signal });
+        res = await fetch(this._transportURL("longpoll"), {
+          method: "POST", headers: this._headers(), cache: "no-store", credentials: "same-origin",
+          signal: timeoutSignal(this.options.upgradeTimeout, ac.signal),
+        });
+        body = res.ok ? await res.json() : null;
       } catch (e) {
         throw new Unavailable("longpoll: " + e.message);
       } finally {
-        clearTimeout(timer);
+        if (this._opening === opening) this._opening = null;
       }
-      if (gen !== this._gen) return;
+      if (gen !== this._gen) {
+        if (opening.closeWith && body && body.token) this._deleteSession(body.token, opening.closeWith.code, opening.closeWith.reason);
+        return;
+      }
       if (!res.ok) {
-        if (res.status >= 400 && res.status < 500 && res.status !== 429) throw new Refused("longpoll: HTTP " + res.status);
+        if (isRefusal(res.status)) throw new Refused("longpoll: HTTP " + res.status);
         throw new Unavailable("longpoll: HTTP " + res.status);
       }
-      this._newSession(await res.json());
+      this._newSession(body);
       this._opened({ resumed: false });
       this._pollLoop(gen);
       return;
@@ -716,7 +851,7 @@ export class RealtimeClient extends EventTarget {
       clearTimeout(timer);
       if (gen !== this._gen) return;
       if (res.status === 404) {
-        this._gap({ reason: "unknown session" });
+        this._gapReason = "unknown session"; // the next session reports it
         this._token = null;
         fail(1006, "session expired");
         return;
@@ -802,7 +937,11 @@ export class RealtimeClient extends EventTarget {
 
   // _pump POSTs queued messages one at a time, each with its Realtime-Seq,
   // so that the server delivers each exactly once and in order however
-  // often a POST is retried.
+  // often a POST is retried. What each answer means is PROTOCOL.md's table
+  // "What ends, what reconnects": 2xx delivered; 404 resend on the next
+  // session; 429 retry after Retry-After; 5xx, a network error or a
+  // timeout (requestTimeout) retry after the backoff; any other 4xx
+  // refused, reported with a "refused" event and never sent again.
   async _pump() {
     this._pumping = true;
     try {
@@ -812,31 +951,33 @@ export class RealtimeClient extends EventTarget {
         if (!m.seq) m.seq = ++this._sendSeq;
         const headers = this._headers({ "Realtime-Token": token, "Realtime-Seq": String(m.seq) });
         headers["Content-Type"] = isBinary(m.data) ? "application/octet-stream" : "text/plain; charset=utf-8";
+        const ac = new AbortController();
+        this._post = ac;
         let res = null;
         try {
-          res = await fetch(this.url, { method: "POST", headers, body: m.data, cache: "no-store", credentials: "same-origin" });
+          res = await fetch(this.url, {
+            method: "POST", headers, body: m.data, cache: "no-store", credentials: "same-origin",
+            signal: timeoutSignal(this.options.requestTimeout, ac.signal),
+          });
+          await res.arrayBuffer().catch(() => {}); // frees the connection
         } catch (e) {
           res = null;
+        } finally {
+          if (this._post === ac) this._post = null;
         }
-        if (res && (res.status === 204 || res.ok)) {
+        const status = res ? res.status : 0;
+        if (status >= 200 && status < 300) {
           // Delivered, even when the session ended meanwhile (the handler
           // may have closed it in answer): never send it again.
-          const i = this._queue.indexOf(m);
-          if (i >= 0) this._queue.splice(i, 1);
+          this._unqueue(m);
           continue;
         }
         if (token !== this._token) continue; // a new session renumbered the queue
-        const status = res ? res.status : 0;
         if (status === 404) {
           // The session is gone (server restart, expiry): the message did
           // not arrive. Keep it for the next session.
           this._lost(1006, "session lost", this._gen);
           return;
-        }
-        if (status === 413 || status === 400) {
-          this._queue.shift(); // never deliverable; a 413 also closes the connection with 1009
-          this._emit("error", { message: "send: HTTP " + status, transport: this.transport });
-          continue;
         }
         if (status === 429) {
           // The server's inbox is full: nothing was accepted. The same
@@ -845,15 +986,36 @@ export class RealtimeClient extends EventTarget {
           await this._pause(retryAfter(res.headers.get("Retry-After")));
           continue;
         }
-        // Network error, 409, 5xx: retry the same seq after a pause.
+        if (status >= 400 && status < 500) {
+          // Refused for good (400 malformed, 401/403 credentials, 409,
+          // 413 too large): tell the page, go on with the next. The server
+          // accepted nothing, so the next message takes this seq: a hole
+          // would hold every later one back.
+          this._unqueue(m);
+          if (m.seq === this._sendSeq) this._sendSeq--;
+          this._emit("refused", { data: m.data, status, message: "send: HTTP " + status, transport: this.transport });
+          continue;
+        }
+        // Network error, timeout, 5xx: the same seq again after a pause.
         m.attempts++;
-        const base = Math.min(this.options.maxDelay, this.options.minDelay * 2 ** Math.min(m.attempts - 1, 10));
-        await this._pause(base / 2 + Math.random() * base / 2);
+        await this._pause(this._delay(m.attempts));
       }
     } finally {
       this._pumping = false;
       if (this._closeReq && this.state === "closing") this._sendClose();
     }
+  }
+
+  _unqueue(m) {
+    const i = this._queue.indexOf(m);
+    if (i >= 0) this._queue.splice(i, 1);
+  }
+
+  // _delay is the backoff before attempt n (from 1): uniform in the upper
+  // half of min(maxDelay, minDelay·2^(n-1)), "equal jitter".
+  _delay(n) {
+    const base = Math.min(this.options.maxDelay, this.options.minDelay * 2 ** Math.min(n - 1, 30));
+    return base / 2 + Math.random() * (base / 2);
   }
 
   // _pause resolves after ms, or earlier when _wakePump is called (the
@@ -888,8 +1050,14 @@ export class RealtimeClient extends EventTarget {
     if (this.state === "closing" || this.state === "closed") return;
     if (this.state !== "open") {
       // Connecting or reconnecting: a session being resumed is still alive
-      // on the server until told.
+      // on the server until told, and so is one whose open request is in
+      // flight: that request is left to finish, then its session deleted.
       if (this._token && isSession(this.transport)) this._deleteSession(this._token, code, reason);
+      else if (this._opening && this._opening.gen === this._gen) {
+        this._opening.closeWith = { code, reason };
+        if (this._abort === this._opening.ac) this._abort = null;
+      }
+      this._opening = null;
       this._finish(code, reason, false);
       return;
     }
@@ -921,6 +1089,7 @@ export class RealtimeClient extends EventTarget {
         method: "DELETE",
         headers: this._headers({ "Realtime-Token": token, "Content-Type": "application/json" }),
         body: JSON.stringify({ code, reason }), credentials: "same-origin", keepalive: true,
+        signal: timeoutSignal(this.options.requestTimeout),
       });
     } catch (e) { /* the session expires by itself */ }
   }
