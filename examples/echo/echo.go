@@ -28,7 +28,7 @@ type reply struct {
 	Type  string    `json:"type"` // "echo", "heartbeat" or "error"
 	Text  string    `json:"text,omitempty"`
 	Error string    `json:"error,omitempty"`
-	Time  time.Time `json:"time,omitempty"`
+	Time  time.Time `json:"time,omitzero"` // omitempty would keep a zero time
 }
 
 // heartbeatEvery is how often a connection gets a heartbeat.

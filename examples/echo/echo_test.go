@@ -116,3 +116,39 @@ func TestRun(t *testing.T) {
 	}
 	ws.Close()
 }
+
+// Echo and error replies carry no time at all (a zero time.Time would be
+// "0001-01-01T00:00:00Z"); heartbeats carry theirs.
+func TestRepliesCarryNoZeroTime(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	clock := realtimetest.NewClock(time.Now())
+	c, err := realtimetest.Dial(newEcho(echoAgent), &realtime.Options{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(realtime.CloseNormal, "")
+	for _, in := range []string{"hello", " "} {
+		c.SendText(in)
+		m, err := c.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fields map[string]any
+		if err := json.Unmarshal(m.Data, &fields); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := fields["time"]; ok {
+			t.Errorf("reply to %q has a time: %s", in, m.Data)
+		}
+	}
+	clock.Advance(heartbeatEvery)
+	m, err := c.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hb reply
+	if err := json.Unmarshal(m.Data, &hb); err != nil || hb.Type != "heartbeat" || hb.Time.IsZero() {
+		t.Errorf("heartbeat %s (%v): want its time", m.Data, err)
+	}
+}
