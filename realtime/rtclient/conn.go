@@ -159,6 +159,7 @@ func Dial(ctx context.Context, rawURL string, o *Options) (*Conn, error) {
 	}
 	c.mu.Lock()
 	c.state, c.kindNow = Open, t.kind()
+	c.cur = t // current at once, so that a Close right after Dial tells the server
 	c.mu.Unlock()
 	c.notify(Open, t.kind(), nil)
 	c.stopLife = context.AfterFunc(ctx, func() {

@@ -4,10 +4,13 @@
 //
 // # Transports and fallback
 //
+// The client follows the "Client behaviour" tables of
+// transports/PROTOCOL.md, as rtkit.js does: TestBehaviour runs every row.
+//
 // Dial first asks the route which transports it allows (the negotiation
 // GET; Options.NoNegotiate skips it) and learns its ping interval, pong
-// timeout and read limit. It then tries Options.Transports in order and
-// settles on the first that works:
+// timeout and read limit. It then tries the transports in the route's
+// order, among Options.Transports, and settles on the first that works:
 //
 //   - WebSocket fails when the upgrade is refused (any answer but 101),
 //     blocked, or silent for Options.UpgradeTimeout;
@@ -49,7 +52,26 @@
 // 1013 try again later and 1014 bad gateway) make the client reconnect
 // with exponential backoff and full jitter. Any other close code (1000,
 // 1008, 1009, 1011, 3000–4999) is final: Receive returns the
-// *realtime.CloseError.
+// *realtime.CloseError. A POST answered 5xx, or lost, is sent again with
+// the same Realtime-Seq after the backoff; one refused for good (400, 401,
+// 403, 409, 413) is reported as a *RefusedError and never sent again.
+//
+// The context given to Dial is the connection's for its whole life: when
+// it ends, while open or while reconnecting, the connection closes with
+// 1001 and Receive returns a *realtime.CloseError whose Err is the
+// context's cause.
+//
+// # Concurrency
+//
+// A Conn is safe for use by many goroutines: Send, Receive, State,
+// Transport, Done and Close may be called at once from any number of
+// them. Messages one goroutine sends keep their order; each received
+// message goes to exactly one Receive. OnState calls never overlap.
+//
+// # Heartbeat
+//
+// On WebSocket the client offers the rtkit subprotocol; the server's
+// empty binary heartbeat frames are swallowed, never returned by Receive.
 //
 // # Credentials
 //
