@@ -50,15 +50,8 @@
 // proxy, so it is tried again.
 //
 // An open connection that drops reconnects with exponential backoff and
-// jitter, unless it was closed with 1000, 1008, 1009, another protocol
-// error code or 4000–4999 (options.shouldReconnect replaces the policy).
-// An SSE or long-poll session is resumed, not replaced: the client keeps
-// the session token and the last message seq, so the stream resumes with
-// Last-Event-ID and a poll with Realtime-Ack, and the server replays what
-// was missed, exactly once, or says gap. A stream that stops flowing on
-// resume moves the same session to long-polling. When the session is gone
-// (a server restart), a new one starts and the "gap" event says
-// {reason: "unknown session"}.
+// jitter when it was closed with 1001, 1006, 1012, 1013 or 1014; any other
+// code ends it (options.shouldReconnect replaces the policy).
 //
 // Sends while connecting or reconnecting wait in a bounded queue and go
 // out in order once open. On SSE and long-polling they are POSTed one at a
@@ -93,29 +86,31 @@
 //
 // # Defaults and why
 //
-//   - upgradeTimeout 2500 ms: a WebSocket handshake takes one round trip
-//     after TCP and TLS, well under a second even on slow mobile links,
-//     while a proxy that swallows the upgrade leaves the socket
-//     "connecting" for minutes. 2.5 s is Phoenix's longPollFallbackMs:
-//     long enough not to abandon WebSocket on a slow network, short enough
-//     that a user behind such a proxy waits little. A refused upgrade
-//     (403, a reset) falls back at once.
-//   - firstEventTimeout 2500 ms: the server writes the session event at
-//     once, so its absence after as long as the upgrade budget means a
-//     proxy buffers the response.
-//   - Reconnect delays from minDelay 250 ms, doubling to maxDelay 10 s,
-//     each drawn uniformly from its upper half ("equal jitter"): the first
-//     retry is quick because most drops are blips or a rolling restart;
-//     the doubling protects a server coming back up; jitter spreads the
-//     herd of clients a restart disconnected all at once, and the lower
-//     bound keeps a retry from firing at once. maxRetries is unlimited.
-//   - maxQueue 1000 messages: enough to ride out a restart; beyond it
-//     send throws QuotaExceededError rather than grow without bound.
+// The defaults are the table "Timeouts and defaults" of
+// transports/PROTOCOL.md, shared with the Go client (TestDefaultsMatchProtocol
+// checks both), as is the reconnect policy (TestBehaviour runs each row):
+//
+//   - upgradeTimeout and firstEventTimeout 3000 ms: a WebSocket handshake
+//     or a stream's first event takes well under a second even on slow
+//     mobile links, while a proxy that swallows the upgrade or buffers the
+//     stream leaves it waiting for minutes. A refused upgrade falls back
+//     at once.
+//   - requestTimeout 10000 ms on every POST and DELETE (the negotiation
+//     and the long-poll open use upgradeTimeout): a hung POST is sent again
+//     with the same seq rather than hold the queue.
+//   - Reconnect delays from minDelay 500 ms, doubling to maxDelay 10 s,
+//     each drawn uniformly from its upper half ("equal jitter").
+//   - maxQueue 256 messages, as many as the server keeps for a session.
+//   - maxEventSize 8 Mi characters: a larger SSE event ends the client with
+//     1009. The parser scans each chunk once (linear time).
 //   - A stream or poll that hears nothing for pingInterval+pongTimeout
-//     (from negotiation; 25 s + 10 s by default) is dead: the server sends
-//     a comment or answers a poll every pingInterval. Browsers do not
-//     expose WebSocket pings to scripts, so on WebSocket the server's
-//     own ping timeout closes dead connections.
+//     (from negotiation; 25 s + 10 s by default) is dead. On WebSocket the
+//     server's heartbeat (an empty binary frame on the rtkit subprotocol,
+//     which the client swallows) does the same for a half-open socket.
+//
+// Close codes 1001, 1006, 1012, 1013 and 1014 reconnect; every other code
+// ends, 1011 and 3000–4999 included. A POST refused for good (400, 401,
+// 403, 409, 413) fires a "refused" event and is never sent again.
 //
 // # React
 //
@@ -123,6 +118,7 @@
 // transport, lastMessage, send, close} and closes the client on unmount.
 // It imports React from "react" (a peer dependency resolved by the page's
 // import map or bundler) and ./rtkit.js. It is a thin wrapper over
-// RealtimeClient; its test runs it in Chromium with a minimal hooks runtime
-// standing in for React.
+// RealtimeClient; its tests run it in Chromium with React 19 from the
+// lockfile (package.json, installed by npm ci; test tools only), in
+// StrictMode, and with a minimal hooks runtime.
 package rtjs
