@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/rtkit/rtkit/realtime/internal/protocol"
 )
@@ -53,6 +54,7 @@ type Conn struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	client string // the client key it counts under (Options.MaxConnsPerClient)
+	name   string // the route's name in events and logs
 
 	// Set before the first callback, then read and written by callbacks
 	// only, which never overlap.
@@ -71,12 +73,20 @@ type Conn struct {
 	out    sendQueue
 	in     inbox
 	timers map[*ticker]struct{}
+	since  time.Time // when the wire was bound
+	stats  connStats
 
 	tasks   sync.WaitGroup // Go goroutines and topic catch-ups
 	writers sync.WaitGroup // writer goroutines
 
 	hooks  map[int]func() // run after the handler's Close: see onClose
 	hookID int
+}
+
+// connStats counts a connection's traffic, for its end's event and log
+// line; guarded by Conn.mu.
+type connStats struct {
+	in, inBytes, out, outBytes int64
 }
 
 func newConn(rt *Route, r *http.Request, kind Kind) *Conn {
@@ -86,6 +96,7 @@ func newConn(rt *Route, r *http.Request, kind Kind) *Conn {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	return &Conn{
 		id:     rand.Text(),
+		name:   rt.nameOf(r),
 		kind:   kind,
 		req:    r,
 		route:  rt,
@@ -219,6 +230,7 @@ func (c *Conn) failure(err error) *CloseError {
 	if errors.As(err, &ce) && protocol.ValidCloseCode(ce.Code) {
 		return &CloseError{Code: ce.Code, Reason: protocol.TruncReason(ce.Reason), Err: ce.Err}
 	}
+	c.observe(Event{Kind: EventError, Err: err})
 	var pe *PanicError
 	if errors.As(err, &pe) {
 		c.Logger().Error("realtime: handler panic", "panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))

@@ -134,6 +134,8 @@ func (c *Conn) readLoop() {
 // closing are discarded.
 func (c *Conn) received(m Message) bool {
 	c.mu.Lock()
+	c.countInLocked(m)
+	paused := false
 	for {
 		if c.state >= stateClosing {
 			c.mu.Unlock()
@@ -149,6 +151,13 @@ func (c *Conn) received(m Message) bool {
 		if c.fitsLocked(len(m.Data), 0, 0) {
 			break
 		}
+		if !paused {
+			paused = true
+			c.mu.Unlock()
+			c.observe(Event{Kind: EventInboxFull})
+			c.mu.Lock()
+			continue
+		}
 		c.waitRoomLocked()
 	}
 	c.pushLocked(job{m: m})
@@ -156,11 +165,23 @@ func (c *Conn) received(m Message) bool {
 	return true
 }
 
+// countInLocked counts a message from the peer.
+func (c *Conn) countInLocked(m Message) {
+	c.stats.in++
+	c.stats.inBytes += int64(len(m.Data))
+	if c.opts.Observer != nil {
+		c.mu.Unlock()
+		c.observe(Event{Kind: EventReceive, Bytes: len(m.Data)})
+		c.mu.Lock()
+	}
+}
+
 // receiveSync hands a message to the handler and returns once the
 // handler has processed it, or the connection closed first. Wires the
 // core does not read (request/response, the in-memory pipe) use it.
 func (c *Conn) receiveSync(m Message) {
 	c.mu.Lock()
+	c.countInLocked(m)
 	for {
 		if c.state >= stateClosing {
 			c.mu.Unlock()
@@ -227,6 +248,7 @@ func (c *Conn) inboxRoom(extra, extraBytes, n int) error {
 // and starts a goroutine for the handler role if none holds it.
 func (c *Conn) enqueue(m Message) {
 	c.mu.Lock()
+	c.countInLocked(m)
 	if c.state >= stateClosing {
 		c.mu.Unlock()
 		return

@@ -1,5 +1,10 @@
 package realtime
 
+import (
+	"context"
+	"log/slog"
+)
+
 // A connection is admitted (Route.admit), opened with a wire (open, start
 // or startSession), closed (close: by the handler, the overflow policy, a
 // failed write or a shutdown) and finished (finish: once its wire has
@@ -13,6 +18,7 @@ func (c *Conn) bindLocked(w wireConn) {
 		c.state = stateOpen
 	}
 	c.opened = true
+	c.since = c.opts.Clock.Now()
 }
 
 // open binds w and runs the handler's Open on the calling goroutine.
@@ -21,6 +27,7 @@ func (c *Conn) open(w wireConn) {
 	c.bindLocked(w)
 	c.in.busy = true // nothing else can hold the role before Open
 	c.mu.Unlock()
+	c.observe(Event{Kind: EventOpen})
 	c.run(job{open: true})
 	c.drain(false)
 }
@@ -34,6 +41,7 @@ func (c *Conn) start(r reader) {
 	c.in.busy = true
 	c.in.readerInline = true // Open runs on the reader's goroutine
 	c.mu.Unlock()
+	c.observe(Event{Kind: EventOpen})
 	go func() {
 		c.run(job{open: true})
 		if c.drain(true) {
@@ -50,6 +58,7 @@ func (c *Conn) startSession(s *session) {
 	c.bindLocked(s)
 	c.in.busy = true
 	c.mu.Unlock()
+	c.observe(Event{Kind: EventOpen})
 	go func() {
 		c.run(job{open: true})
 		c.drain(false)
@@ -156,7 +165,7 @@ func (c *Conn) complete() {
 		f()
 	}
 	c.route.release(c)
-	c.Logger().Debug("realtime: closed", "code", c.cause.Code, "reason", c.cause.Reason)
+	c.ended()
 	close(c.done)
 }
 
@@ -168,4 +177,27 @@ func (c *Conn) abort() {
 	c.cancel()
 	c.route.release(c)
 	close(c.done)
+}
+
+// ended reports the end of an opened connection: its event, and the Info
+// line unless Options.QuietClose.
+func (c *Conn) ended() {
+	c.mu.Lock()
+	opened, st := c.opened, c.stats
+	d := c.opts.Clock.Now().Sub(c.since)
+	c.mu.Unlock()
+	if !opened {
+		return
+	}
+	c.observe(Event{Kind: EventClose, Code: c.cause.Code, Duration: d, Err: c.cause})
+	l := c.opts.Logger
+	if c.opts.QuietClose || !l.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	l.LogAttrs(context.Background(), slog.LevelInfo, "realtime: connection closed",
+		slog.String("conn", c.id), slog.String("route", c.name), slog.String("transport", string(c.kind)),
+		slog.Int("code", c.cause.Code), slog.String("reason", c.cause.Reason),
+		slog.Duration("duration", d),
+		slog.Int64("msgs_in", st.in), slog.Int64("bytes_in", st.inBytes),
+		slog.Int64("msgs_out", st.out), slog.Int64("bytes_out", st.outBytes))
 }

@@ -27,6 +27,7 @@ func (rt *Route) negotiation(r *http.Request) protocol.Negotiation {
 }
 
 func (rt *Route) negotiate(w http.ResponseWriter, r *http.Request) {
+	rt.observe(Event{Kind: EventNegotiate, Route: rt.nameOf(r)})
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

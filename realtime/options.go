@@ -146,8 +146,19 @@ type Options struct {
 	// gap event); topics resume on any node.
 	Relay Relay
 
+	// Name names the route in metrics and log lines. Empty means the
+	// pattern the http.ServeMux matched for each request
+	// (http.Request.Pattern), such as "/chat".
+	Name string
+	// Observer, when set, is told what happens on the route (see
+	// Observer): connections opened and closed, messages, overflows,
+	// resumes, refusals, handler errors. Nil reports nothing.
+	Observer Observer
 	// Logger receives the route's log lines. Nil means slog.Default().
 	Logger *slog.Logger
+	// QuietClose turns off the Info line logged when a connection ends
+	// (with its close code, transport, duration and bytes).
+	QuietClose bool
 	// Clock drives every timer of the route and its transports: Conn.Every,
 	// keepalive pings and comments, long-poll holds, resume windows and
 	// session expiry. Nil means the real clock; tests pass a fake one

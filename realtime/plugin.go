@@ -107,6 +107,9 @@ func (plugin) SendLive(c *Conn, m Message) error {
 	return c.send(m, p)
 }
 
+// Observe reports an event about c through its route's Observer.
+func (plugin) Observe(c *Conn, e Event) { c.observe(e) }
+
 func (plugin) SendPaced(c *Conn, ctx context.Context, msgs []Message) error {
 	return c.sendPaced(ctx, msgs)
 }

@@ -83,6 +83,7 @@ func (rt *Route) servePost(w http.ResponseWriter, r *http.Request, s *session) {
 	case errors.Is(err, errInboxFull):
 		// The handler is behind: nothing was accepted, the same seq is
 		// welcome again shortly.
+		s.c.observe(Event{Kind: EventInboxFull})
 		w.Header().Set("Retry-After", "1")
 		WriteError(w, http.StatusTooManyRequests, err.Error())
 	case errors.Is(err, ErrClosed):

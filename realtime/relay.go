@@ -102,7 +102,9 @@ func (rt *Route) forward(w http.ResponseWriter, r *http.Request, token string) {
 	req, _ := json.Marshal(relayed{Method: r.Method, URL: r.URL.RequestURI(), Host: host, Header: r.Header, Body: body, Identity: rt.identityOf(r), Scheme: scheme})
 	ctx, cancel := context.WithTimeout(r.Context(), max(rt.opts.PingInterval, 0)+relayMargin)
 	defer cancel()
+	start := time.Now()
 	out, err := rt.opts.Relay.Request(ctx, nodeSubject(token[:nodeIDLen]), req)
+	rt.observe(Event{Kind: EventRelay, Route: rt.nameOf(r), Duration: time.Since(start), Err: err})
 	if err != nil {
 		if errors.Is(err, ErrUnknownNode) {
 			WriteError(w, http.StatusNotFound, protocol.ErrUnknownSession.Error())

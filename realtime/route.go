@@ -88,6 +88,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // a preflight from an allowed origin, answered
 	}
 	if !rt.originAllowed(r) {
+		rt.observe(Event{Kind: EventRefuse, Route: rt.nameOf(r), Code: http.StatusForbidden, Err: ErrOrigin})
 		rt.opts.Logger.Debug("realtime: origin refused", "origin", r.Header.Get("Origin"), "host", r.Host)
 		WriteError(w, http.StatusForbidden, ErrOrigin.Error())
 		return
@@ -124,6 +125,19 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // admit reserves a place for a new connection.
 func (rt *Route) admit(r *http.Request, k Kind) (*Conn, error) {
+	c, err := rt.reserve(r, k)
+	if err != nil {
+		status := http.StatusServiceUnavailable
+		if errors.Is(err, ErrClientLimit) {
+			status = http.StatusTooManyRequests
+		}
+		rt.observe(Event{Kind: EventRefuse, Route: rt.nameOf(r), Transport: k, Code: status, Err: err})
+	}
+	return c, err
+}
+
+// reserve is admit's work, under the route's lock.
+func (rt *Route) reserve(r *http.Request, k Kind) (*Conn, error) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if rt.closing {

@@ -52,10 +52,14 @@ func (c *Conn) send(m Message, policy OverflowPolicy) error {
 			q.queue[0] = Message{}
 			q.queue = q.queue[1:]
 			q.dropped++
+			c.mu.Unlock()
+			c.observe(Event{Kind: EventOverflow, Policy: policy, N: 1})
+			c.mu.Lock()
 			continue
 		case OverflowDropNewest:
 			q.dropped++
 			c.mu.Unlock()
+			c.observe(Event{Kind: EventOverflow, Policy: policy, N: 1})
 			return ErrQueueFull
 		case OverflowBlock:
 			if expired == nil {
@@ -72,12 +76,14 @@ func (c *Conn) send(m Message, policy OverflowPolicy) error {
 			select {
 			case <-space:
 			case <-expired:
+				c.observe(Event{Kind: EventOverflow, Policy: policy, N: 1})
 				return ErrQueueFull
 			}
 			c.mu.Lock()
 			continue
 		default: // OverflowClose
 			c.mu.Unlock()
+			c.observe(Event{Kind: EventOverflow, Policy: OverflowClose, N: 1})
 			c.close(&CloseError{Code: ClosePolicyViolation, Reason: "send queue full", Err: ErrQueueFull}, false)
 			return ErrQueueFull
 		}
@@ -241,6 +247,7 @@ func (c *Conn) flush(maxRounds int) {
 			return
 		}
 		batch := q.queue
+		n, size := len(batch), q.bytes
 		q.queue, q.spare = q.spare[:0], nil
 		q.bytes = 0
 		c.wakeSendersLocked()
@@ -252,6 +259,15 @@ func (c *Conn) flush(maxRounds int) {
 
 		c.mu.Lock()
 		c.out.spare = batch[:0]
+		if err == nil {
+			c.stats.out += int64(n)
+			c.stats.outBytes += int64(size)
+			if c.opts.Observer != nil {
+				c.mu.Unlock()
+				c.observe(Event{Kind: EventSend, N: n, Bytes: size})
+				c.mu.Lock()
+			}
+		}
 		if err != nil {
 			c.out.writing = false
 			c.wakeSendersLocked()

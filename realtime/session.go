@@ -55,6 +55,7 @@ type session struct {
 	closed    *CloseError
 	attached  uint64 // generation of the current attachment; 0 = none
 	exclusive bool   // the current attachment refuses others (long-poll)
+	polled    bool   // the last attachment was a poll
 	gens      uint64
 	grace     Timer // ends a detached session after ResumeWindow
 	gone      bool  // removed from the route's table
@@ -214,6 +215,7 @@ func (s *session) forget() {
 
 // detachedTimeout ends a session that no transport resumed in time.
 func (s *session) detachedTimeout() {
+	s.c.observe(Event{Kind: EventExpire})
 	s.c.finish(&CloseError{Code: CloseAbnormal, Reason: "connection lost", Err: ErrResumeTimeout})
 }
 
@@ -234,13 +236,20 @@ func (s *session) attach(exclusive bool) (uint64, error) {
 		return 0, protocol.ErrConflict
 	}
 	s.gens++
+	resumed := s.gens > 1 && (!exclusive || !s.polled)
 	s.attached = s.gens
 	s.exclusive = exclusive
+	s.polled = exclusive
 	if s.grace != nil && s.closed == nil {
 		s.grace.Stop()
 		s.grace = nil
 	}
 	s.signalLocked() // wakes a superseded attachment
+	if resumed {
+		// A new stream, or the first poll after one: the client came
+		// back (long-polling's every poll does not count).
+		s.c.observe(Event{Kind: EventResume})
+	}
 	return s.gens, nil
 }
 
@@ -291,6 +300,9 @@ func (s *session) read(ctx context.Context, gen, after uint64) (batch, error) {
 			s.mu.Unlock()
 			if taken {
 				s.c.wakeSenders() // a catch-up may wait for the backlog to drain
+			}
+			if b.gap {
+				s.c.observe(Event{Kind: EventGap})
 			}
 			return b, nil
 		}
