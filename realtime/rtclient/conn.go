@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -270,6 +271,9 @@ func (c *Conn) negotiate() error {
 		case "wss":
 			u.Scheme = "https"
 		}
+		if u.Scheme != c.base.Scheme || u.Host != c.base.Host {
+			continue // the token goes to the route's own origin only, never downgraded to http
+		}
 		listed[realtime.Kind(ti.Transport)] = u
 	}
 	// The route's order, among the transports the client allows.
@@ -286,7 +290,11 @@ func (c *Conn) negotiate() error {
 	}
 	c.kinds = kinds
 	if n.PingInterval > 0 {
-		c.idle = time.Duration(n.PingInterval+max(n.PongTimeout, 0)) * time.Millisecond
+		// Saturated, not wrapped: a huge interval means no timeout, not
+		// a short one.
+		const maxMs = math.MaxInt64 / int64(time.Millisecond)
+		ms := min(n.PingInterval, maxMs) + min(max(n.PongTimeout, 0), maxMs)
+		c.idle = time.Duration(min(ms, maxMs)) * time.Millisecond
 	} else {
 		c.idle = 0 // the server sends no keepalives: silence proves nothing
 	}

@@ -144,7 +144,7 @@ func (t *lpTransport) run() error {
 			}
 		}
 		if p.Close != nil {
-			return &realtime.CloseError{Code: p.Close.Code, Reason: p.Close.Reason}
+			return serverClose(p.Close.Code, p.Close.Reason)
 		}
 	}
 }

@@ -181,7 +181,7 @@ func (t *sseTransport) handle(ev sse.Event) (session bool, err error) {
 		if err := json.Unmarshal(ev.Data, &ce); err != nil || ce.Code == 0 {
 			ce.Code = realtime.CloseNoStatus
 		}
-		return false, &realtime.CloseError{Code: ce.Code, Reason: ce.Reason}
+		return false, serverClose(ce.Code, ce.Reason)
 	}
 	return false, nil
 }
