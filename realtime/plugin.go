@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/rtkit/rtkit/realtime/internal/bridge"
 )
@@ -64,7 +65,20 @@ func (plugin) Attach(c *Conn, exclusive bool) (uint64, error) {
 	if c.sess == nil {
 		return 0, errNoSession
 	}
-	return c.sess.attach(exclusive)
+	kind := attachStream
+	if exclusive {
+		kind = attachPoll
+	}
+	return c.sess.attach(kind)
+}
+
+// Follows reports whether token names a session that rt can follow on
+// another node.
+func (plugin) Follows(rt *Route, token string) bool { return rt.follows(token) }
+
+// FollowNext reads a session that lives on another node (see follow.go).
+func (plugin) FollowNext(rt *Route, r *http.Request, token string, ctx context.Context, after uint64, hold time.Duration, each func(seq uint64, m Message)) (gap bool, gapAfter uint64, closed *CloseError, err error) {
+	return rt.followNext(ctx, r, token, after, hold, each)
 }
 
 // Next reads the session after the cursor for attachment gen and hands

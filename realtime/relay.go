@@ -145,6 +145,12 @@ func (rt *Route) serveRelay() {
 			return mustJSON(relayedResponse{Status: http.StatusBadRequest})
 		}
 		r.Host, r.Header, r.RemoteAddr = in.Host, in.Header, "relay"
+		if in.Method == methodRead {
+			if !rt.originAllowed(r) {
+				return mustJSON(relayedBatch{Status: http.StatusForbidden})
+			}
+			return mustJSON(rt.serveRead(r))
+		}
 		rec := &recorder{header: http.Header{}}
 		rt.ServeHTTP(rec, r)
 		if rec.status == 0 {

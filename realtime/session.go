@@ -55,7 +55,7 @@ type session struct {
 	closed    *CloseError
 	attached  uint64 // generation of the current attachment; 0 = none
 	exclusive bool   // the current attachment refuses others (long-poll)
-	polled    bool   // the last attachment was a poll
+	lastKind  attachKind
 	gens      uint64
 	grace     Timer // ends a detached session after ResumeWindow
 	gone      bool  // removed from the route's table
@@ -219,14 +219,23 @@ func (s *session) detachedTimeout() {
 	s.c.finish(&CloseError{Code: CloseAbnormal, Reason: "connection lost", Err: ErrResumeTimeout})
 }
 
-// attach starts a reader of the session (an SSE stream or a long-poll)
-// and returns its generation, which names it to read and detach. It
-// supersedes a current non-exclusive attachment (an SSE stream, perhaps
-// one the client has already abandoned for another stream or a
-// long-poll), whose next then returns ErrSuperseded. While an exclusive
-// attachment (a long-poll) is held, attach fails with ErrConflict: one
+// attachKind is what reads a session: an SSE stream, a long-poll, or
+// another node following the session for a client that came back there.
+type attachKind int
+
+const (
+	attachStream attachKind = iota + 1
+	attachPoll
+	attachFollow
+)
+
+// attach starts a reader of the session and returns its generation,
+// which names it to read and detach. It supersedes a current
+// non-exclusive attachment (a stream, perhaps one the client has already
+// abandoned for another, or a follower), whose read then returns
+// ErrSuperseded. While a poll is held, attach fails with ErrConflict: one
 // poll at a time, so a replayed request cannot steal another's messages.
-func (s *session) attach(exclusive bool) (uint64, error) {
+func (s *session) attach(kind attachKind) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gone {
@@ -236,18 +245,19 @@ func (s *session) attach(exclusive bool) (uint64, error) {
 		return 0, protocol.ErrConflict
 	}
 	s.gens++
-	resumed := s.gens > 1 && (!exclusive || !s.polled)
+	// A client coming back: a new stream, the first poll after a stream;
+	// not long-polling's every poll. (A follower's reads do not count:
+	// the follower says when it is a client coming back; see serveRead.)
+	resumed := s.gens > 1 && (kind == attachStream || kind == attachPoll && s.lastKind != attachPoll)
 	s.attached = s.gens
-	s.exclusive = exclusive
-	s.polled = exclusive
+	s.exclusive = kind == attachPoll
+	s.lastKind = kind
 	if s.grace != nil && s.closed == nil {
 		s.grace.Stop()
 		s.grace = nil
 	}
 	s.signalLocked() // wakes a superseded attachment
 	if resumed {
-		// A new stream, or the first poll after one: the client came
-		// back (long-polling's every poll does not count).
 		s.c.observe(Event{Kind: EventResume})
 	}
 	return s.gens, nil

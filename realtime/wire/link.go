@@ -3,6 +3,7 @@ package wire
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/rtkit/rtkit/realtime"
 )
@@ -73,10 +74,16 @@ func (l *Link) Attach(exclusive bool) (*Attachment, error) {
 	return &Attachment{c: l.c, gen: gen}, nil
 }
 
-// Attachment is one request reading a session.
+// Attachment is one request reading a session: a local one (c), or one
+// followed on another node (ep, r, token).
 type Attachment struct {
 	c   *realtime.Conn
 	gen uint64
+
+	ep      *Endpoint
+	r       *http.Request
+	token   string
+	pending *Batch // read by Follow, not yet returned
 }
 
 // Entry is a message in a session's backlog with its sequence number, which
@@ -105,6 +112,13 @@ type Batch struct {
 // most a few hundred at a time). Returning an entry counts it as
 // delivered.
 func (a *Attachment) Next(ctx context.Context, after uint64) (Batch, error) {
+	if a.c == nil {
+		if b := a.pending; b != nil {
+			a.pending = nil
+			return *b, nil
+		}
+		return a.followNext(ctx, after, -1)
+	}
 	var b Batch
 	gap, gapAfter, closed, err := core.Next(a.c, a.gen, ctx, after, func(seq uint64, m realtime.Message) {
 		b.Entries = append(b.Entries, Entry{Seq: seq, Message: m})
@@ -118,5 +132,25 @@ func (a *Attachment) Next(ctx context.Context, after uint64) (Batch, error) {
 
 // Detach ends the attachment. A session left with no attachment waits
 // Options.ResumeWindow for one before its connection closes with
-// realtime.CloseAbnormal and the cause realtime.ErrResumeTimeout.
-func (a *Attachment) Detach() { core.Detach(a.c, a.gen) }
+// realtime.CloseAbnormal and the cause realtime.ErrResumeTimeout. (A
+// followed session is attached on its node only while a read is held
+// there.)
+func (a *Attachment) Detach() {
+	if a.c != nil {
+		core.Detach(a.c, a.gen)
+	}
+}
+
+// followNext reads a followed session from its node, waiting there up to
+// hold (negative: as ctx allows).
+func (a *Attachment) followNext(ctx context.Context, after uint64, hold time.Duration) (Batch, error) {
+	var b Batch
+	gap, gapAfter, closed, err := core.FollowNext(a.ep.rt, a.r, a.token, ctx, after, hold, func(seq uint64, m realtime.Message) {
+		b.Entries = append(b.Entries, Entry{Seq: seq, Message: m})
+	})
+	if err != nil {
+		return Batch{}, err
+	}
+	b.Gap, b.GapAfter, b.Close = gap, gapAfter, closed
+	return b, nil
+}

@@ -36,6 +36,8 @@ type coreAPI interface {
 	Attach(c *realtime.Conn, exclusive bool) (uint64, error)
 	Next(c *realtime.Conn, gen uint64, ctx context.Context, after uint64, each func(seq uint64, m realtime.Message)) (gap bool, gapAfter uint64, closed *realtime.CloseError, err error)
 	Detach(c *realtime.Conn, gen uint64)
+	Follows(rt *realtime.Route, token string) bool
+	FollowNext(rt *realtime.Route, r *http.Request, token string, ctx context.Context, after uint64, hold time.Duration, each func(seq uint64, m realtime.Message)) (gap bool, gapAfter uint64, closed *realtime.CloseError, err error)
 
 	Encoded(m realtime.Message, k realtime.Kind, encode func(realtime.Message) (any, error)) (any, error)
 	IsShared(m realtime.Message) bool
@@ -146,6 +148,30 @@ func (ep *Endpoint) Resume(r *http.Request, token string) (*Link, error) {
 		return nil, err
 	}
 	return &Link{c: c}, nil
+}
+
+// Follow returns an attachment to the session that token names on
+// another node of the route's cluster (Options.Relay), for a client that
+// came back to this node rather than the one that opened its session (a
+// dropped SSE stream resumed through a round-robin balancer): its Next
+// reads the session from its owner, after cursor, exactly as from a local
+// one. It returns ErrUnknownSession when no node holds such a session
+// that r may act on; then the transport starts a new session.
+func (ep *Endpoint) Follow(r *http.Request, token string, cursor uint64) (*Attachment, error) {
+	if !core.Follows(ep.rt, token) {
+		return nil, ErrUnknownSession
+	}
+	a := &Attachment{ep: ep, r: r, token: token}
+	// A first read, that waits for nothing, finds out whether the session
+	// is there; what it read is the first batch Next returns.
+	b, err := a.followNext(r.Context(), cursor, 0)
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return nil, err
+	}
+	if len(b.Entries) > 0 || b.Gap || b.Close != nil {
+		a.pending = &b
+	}
+	return a, nil
 }
 
 // WithTimeout is context.WithTimeout on the route's clock

@@ -1,6 +1,7 @@
 package conformance_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -72,4 +73,73 @@ func sessionOf(p peer) *session {
 		return p.session
 	}
 	return nil
+}
+
+// A dropped SSE stream that comes back to another node resumes there: B
+// follows the session on A through the broker, so the client gets what
+// it missed, in order and exactly once, then the live stream, and a gap
+// beyond the backlog; its POST-backs reach A's handler. No sticky
+// sessions.
+func TestClusterResumesAStreamOnAnyNode(t *testing.T) {
+	broker := topics.NewMemoryBroker(nil)
+	obs := newTally()
+	o := realtime.Options{Relay: broker, ResumeBuffer: 4, Observer: obs, Transports: []realtime.Transport{sse.New(sse.Options{})}}
+	a := newFixture(t, transports[2], echo, o)
+	b := newFixture(t, transports[2], echo, o)
+
+	p := a.dial(nil).(*ssePeer)
+	c := a.nextOpen()
+	c.SendText("m1")
+	if got := recv(t, p); got != "m1" {
+		t.Fatalf("got %q", got)
+	}
+	p.Drop()
+	for _, m := range []string{"m2", "m3"} {
+		c.SendText(m)
+	}
+	p.f = b // the balancer sends the reconnect to B
+	p.Resume(t)
+	for _, want := range []string{"m2", "m3"} {
+		if got := recv(t, p); got != want {
+			t.Fatalf("got %q, want %s", got, want)
+		}
+	}
+	c.SendText("live")
+	if got := recv(t, p); got != "live" {
+		t.Fatalf("got %q, want the live message through B", got)
+	}
+	if err := p.SendText("up via b"); err != nil {
+		t.Fatal(err)
+	}
+	if got := recv(t, p); got != "up via b" {
+		t.Fatalf("echo %q", got)
+	}
+	if n := b.route.Len(); n != 0 {
+		t.Fatalf("node B opened %d connections of its own", n)
+	}
+
+	// Away too long for the backlog: a gap, then what is kept.
+	p.Drop()
+	for i := range 10 {
+		c.SendText(fmt.Sprint("burst ", i))
+	}
+	eventually(t, "the burst in A's backlog", func() bool { return c.Dropped() > 0 })
+	p.Resume(t)
+	if got := recv(t, p); !strings.HasPrefix(got, "gap:") {
+		t.Fatalf("got %q, want a gap", got)
+	}
+	var last string
+	for last != "burst 9" {
+		last = recv(t, p)
+		if !strings.HasPrefix(last, "burst ") {
+			t.Fatalf("got %q after the gap", last)
+		}
+	}
+	if n := len(obs.of(realtime.EventResume)); n != 2 {
+		t.Fatalf("%d resumes counted, want 2", n)
+	}
+	p.Close(4000, "bye")
+	if cl := a.nextClose(); realtime.CloseStatus(cl.err) != 4000 {
+		t.Fatalf("cause %v", cl.err)
+	}
 }

@@ -98,6 +98,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var buf []byte
 	link, cursor, resumed := s.resume(r)
 	if !resumed {
+		if att, token, cursor, ok := s.follow(r); ok {
+			// The session lives on another node: stream it from there.
+			defer att.Detach()
+			setHeaders(w)
+			s.stream(w, r, att, token, cursor, nil)
+			return
+		}
 		var err error
 		if link, err = s.ep.Accept(r); err != nil {
 			wire.Refuse(w, err)
@@ -108,12 +115,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			buf, _ = AppendEvent(buf, Event{Type: EventGap, Data: []byte(`{"reason":"unknown session"}`)})
 		}
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
+	setHeaders(w)
 
 	var token string
 	if resumed {
@@ -131,11 +133,42 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // the session ended between Resume and Attach
 	}
 	defer att.Detach()
+	s.stream(w, r, att, token, cursor, buf)
+}
+
+// stream writes buf, then the session's events after cursor, until the
+// client goes, the connection closes or a newer stream supersedes this
+// one, on a response whose headers setHeaders wrote.
+func (s *server) stream(w http.ResponseWriter, r *http.Request, att *wire.Attachment, token string, cursor uint64, buf []byte) {
 	st := &stream{w: w, rc: http.NewResponseController(w), ep: s.ep, opts: s.opts, token: token, buf: buf}
 	if err := st.flush(); err != nil {
 		return
 	}
 	st.run(r.Context(), att, cursor)
+}
+
+// setHeaders starts an event-stream response.
+func setHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+}
+
+// follow finds the session that r's Last-Event-ID names on another node
+// of the cluster, for a client that came back to this one.
+func (s *server) follow(r *http.Request) (att *wire.Attachment, token string, cursor uint64, ok bool) {
+	token, cursor, ok = ParseID(r.Header.Get("Last-Event-ID"))
+	if !ok {
+		return nil, "", 0, false
+	}
+	att, err := s.ep.Follow(r, token, cursor)
+	if err != nil {
+		return nil, "", 0, false
+	}
+	return att, token, cursor, true
 }
 
 // resume finds the session that r's Last-Event-ID names.
