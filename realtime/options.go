@@ -141,9 +141,10 @@ type Options struct {
 	// route with a Relay on the same broker, and a session request (an SSE
 	// POST-back or DELETE, a long-poll) that reaches a node which does not
 	// hold its session is forwarded to the node that does, so no sticky
-	// sessions are needed. Session tokens name their node. A resumed SSE
-	// stream must reach its own node (or it starts a new session with a
-	// gap event); topics resume on any node.
+	// sessions are needed. Session tokens name their node. An SSE stream
+	// resumed on another node is streamed from the session's node through
+	// the relay, without loss within ResumeBuffer; topics resume on any
+	// node by their sequence numbers.
 	Relay Relay
 
 	// Name names the route in metrics and log lines. Empty means the
