@@ -3,10 +3,19 @@ package deployment_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,12 +78,24 @@ func edit(t *testing.T, conf, old, new string) string {
 // directory, so it runs as any user; the test's cleanup stops it.
 func startNginx(t *testing.T, site, backend string) string {
 	t.Helper()
+	return startNginxTLS(t, site, backend, false)
+}
+
+// startNginxTLS is startNginx, terminating TLS (with a certificate made
+// for the test) when tls is set.
+func startNginxTLS(t *testing.T, site, backend string, tls bool) string {
+	t.Helper()
 	bin := nginxBinary(t)
 	site = edit(t, site, "server 127.0.0.1:8080;", "server "+backend+";")
 	for attempt := 0; ; attempt++ {
 		dir := t.TempDir()
 		port := freePort(t)
-		conf := nginxConf(dir, edit(t, site, "listen 80;", "listen 127.0.0.1:"+port+";"))
+		listen := "listen 127.0.0.1:" + port + ";"
+		if tls {
+			writeCert(t, dir)
+			listen = "listen 127.0.0.1:" + port + " ssl; ssl_certificate " + dir + "/cert.pem; ssl_certificate_key " + dir + "/key.pem;"
+		}
+		conf := nginxConf(dir, edit(t, site, "listen 80;", listen))
 		if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -112,9 +133,44 @@ func startNginx(t *testing.T, site, backend string) string {
 				t.Logf("nginx error.log:\n%s", log)
 			}
 		})
+		if tls {
+			return "https://127.0.0.1:" + port
+		}
 		return "http://127.0.0.1:" + port
 	}
 }
+
+// writeCert writes a self-signed certificate for 127.0.0.1 and its key
+// to dir/cert.pem and dir/key.pem.
+func writeCert(t *testing.T, dir string) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+}
+
+// insecure is an HTTP client that accepts the test's certificate.
+var insecure = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+
+// loopbackProxy names nginx, on loopback, as the route's trusted proxy.
+var loopbackProxy = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 
 // nginxConf wraps site in a main configuration whose every path is in
 // dir.
@@ -242,7 +298,8 @@ func TestNginxDefaultHostFailsTheOriginCheck(t *testing.T) {
 // stream or a long-poll session at url: 403 each.
 func refused(t *testing.T, url, origin string) {
 	t.Helper()
-	ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(url, "http"), browserHeader(origin))
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	ws, resp, err := d.Dial("ws"+strings.TrimPrefix(url, "http"), browserHeader(origin))
 	if ws != nil {
 		ws.Close()
 	}
@@ -256,7 +313,7 @@ func refused(t *testing.T, url, origin string) {
 		r, _ := http.NewRequestWithContext(ctxT(t), req.method, url+req.query, nil)
 		r.Header.Set("Origin", origin)
 		r.Header.Set("Accept", "text/event-stream")
-		resp, err := http.DefaultClient.Do(r)
+		resp, err := insecure.Do(r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -265,4 +322,42 @@ func refused(t *testing.T, url, origin string) {
 			t.Errorf("%s %s from %s: %s, want 403", req.method, req.query, origin, resp.Status)
 		}
 	}
+}
+
+// Named in Options.TrustedProxies, nginx need not pass the browser's Host:
+// with its default Host, the route takes the scheme and host the browser
+// used from X-Forwarded-Proto and X-Forwarded-Host, and every transport
+// works from the page's origin again.
+func TestNginxTrustedProxyWithDefaultHost(t *testing.T) {
+	b := newBackend(t, realtime.Options{TrustedProxies: loopbackProxy})
+	site := edit(t, readmeNginx(t), "proxy_set_header Host $http_host;", "")
+	url := startNginx(t, site, b.addr)
+	for _, k := range kinds {
+		t.Run(string(k.kind), func(t *testing.T) {
+			live(t, dial(t, url, k.kind, rtclient.Options{Header: browserHeader(url)}), 5)
+		})
+	}
+	t.Run("foreign origin", func(t *testing.T) { refused(t, url, "http://evil.example") })
+}
+
+// When nginx terminates TLS, the page's origin is https://... and the
+// route is reached over plain HTTP: the origin check refuses the page
+// unless nginx is a trusted proxy, whose X-Forwarded-Proto says https.
+// Then everything works over TLS, WebSocket (wss) included.
+func TestNginxTerminatingTLS(t *testing.T) {
+	t.Run("untrusted", func(t *testing.T) {
+		b := newBackend(t, realtime.Options{})
+		url := startNginxTLS(t, readmeNginx(t), b.addr, true)
+		refused(t, url, url)
+	})
+	t.Run("trusted", func(t *testing.T) {
+		b := newBackend(t, realtime.Options{TrustedProxies: loopbackProxy})
+		url := startNginxTLS(t, readmeNginx(t), b.addr, true)
+		for _, k := range kinds {
+			t.Run(string(k.kind), func(t *testing.T) {
+				live(t, dial(t, url, k.kind, rtclient.Options{Header: browserHeader(url), HTTPClient: insecure}), 5)
+			})
+		}
+		refused(t, url, "http://"+strings.TrimPrefix(url, "https://")) // the same host over plain HTTP is another origin
+	})
 }
