@@ -1,0 +1,257 @@
+package rtprom_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/realtime/rtprom"
+	"github.com/rtkit/rtkit/realtime/topics"
+	rtws "github.com/rtkit/rtkit/transports/websocket"
+)
+
+// hookRounds is how many times each side is measured, in turn.
+const hookRounds = 8
+
+// BenchmarkHook measures what the Observer hook costs on the data path:
+// the same WebSocket workload on two routes, one with a Prometheus
+// Observer set and one without, taking turns (unset, set, unset, set...)
+// so that drift on a shared machine lands on both. It reports the median
+// over rounds of the observed route's rate divided by the bare route's
+// in the same round, and the lowest and highest ratio.
+//
+//   - echo: echoClients connections each send a 64-byte message and wait
+//     for its echo before the next; b.N echoes per round and side.
+//   - fanout: fanoutClients connections subscribed to one topic; b.N
+//     publishes per round and side, each delivered to every connection.
+//
+//	go test -run XXX -bench Hook -benchtime 20000x ./realtime/rtprom/
+func BenchmarkHook(b *testing.B) {
+	b.Run("echo", func(b *testing.B) {
+		payload := []byte(strings.Repeat("x", 64))
+		echo := realtime.Funcs{OnMessage: func(c *realtime.Conn, m realtime.Message) error { return c.Send(m) }}
+		sides := [2]*benchRoute{newBenchRoute(b, echo, false), newBenchRoute(b, echo, true)}
+		conns := [2]wsConns{}
+		for i, s := range sides {
+			conns[i] = s.dial(b, echoClients)
+			defer conns[i].close()
+		}
+		alternate(b, func(i int) float64 { return conns[i].echo(b, b.N, payload) })
+	})
+	b.Run("fanout", func(b *testing.B) {
+		var sides [2]*benchRoute
+		var ts [2]*topics.Topics
+		var conns [2]wsConns
+		for i := range sides {
+			t := topics.New(nil)
+			ts[i] = t
+			subscribed := make(chan struct{}, fanoutClients)
+			sides[i] = newBenchRoute(b, realtime.Funcs{OnOpen: func(c *realtime.Conn) error {
+				err := t.Subscribe(c, "room")
+				subscribed <- struct{}{}
+				return err
+			}}, i == 1)
+			conns[i] = sides[i].dial(b, fanoutClients)
+			defer conns[i].close()
+			for range fanoutClients {
+				<-subscribed
+			}
+		}
+		alternate(b, func(i int) float64 { return conns[i].fanout(b, ts[i], b.N) })
+	})
+}
+
+// alternate runs measure(0) (bare) and measure(1) (observed) in turn
+// and reports the ratios of their rates.
+func alternate(b *testing.B, measure func(side int) float64) {
+	var ratios, bare, observed []float64
+	b.ReportAllocs()
+	b.ResetTimer()
+	for r := range hookRounds {
+		var rates [2]float64
+		order := []int{0, 1}
+		if r%2 == 1 {
+			order = []int{1, 0}
+		}
+		for _, side := range order {
+			rates[side] = measure(side)
+		}
+		ratios = append(ratios, rates[1]/rates[0])
+		bare, observed = append(bare, rates[0]), append(observed, rates[1])
+	}
+	b.StopTimer()
+	b.ReportMetric(median(ratios), "ratio")
+	b.ReportMetric(slices.Min(ratios), "ratio-min")
+	b.ReportMetric(slices.Max(ratios), "ratio-max")
+	b.ReportMetric(median(bare), "unset/s")
+	b.ReportMetric(median(observed), "set/s")
+}
+
+const (
+	echoClients   = 50
+	fanoutClients = 100
+)
+
+type benchRoute struct {
+	rt  *realtime.Route
+	srv *httptest.Server
+}
+
+func newBenchRoute(b *testing.B, h realtime.Handler, observed bool) *benchRoute {
+	o := realtime.Options{
+		Transports: []realtime.Transport{rtws.New(rtws.Options{})},
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		SendQueue:  4096,
+		Name:       "bench",
+	}
+	if observed {
+		obs, err := rtprom.New(prometheus.NewRegistry(), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		o.Observer = obs
+	}
+	s := &benchRoute{rt: realtime.NewRoute(h, &o)}
+	s.srv = httptest.NewServer(s.rt)
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.rt.Shutdown(ctx)
+		s.srv.Close()
+	})
+	return s
+}
+
+type wsConns []*websocket.Conn
+
+func (s *benchRoute) dial(b *testing.B, n int) wsConns {
+	url := "ws" + strings.TrimPrefix(s.srv.URL, "http")
+	var conns wsConns
+	for range n {
+		ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns = append(conns, ws)
+	}
+	return conns
+}
+
+func (conns wsConns) close() {
+	for _, ws := range conns {
+		ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""))
+		ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				break
+			}
+		}
+		ws.Close()
+	}
+}
+
+// echo spreads n echoes over the connections and returns echoes/s.
+func (conns wsConns) echo(b *testing.B, n int, payload []byte) float64 {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(conns))
+	start := time.Now()
+	for i, ws := range conns {
+		k := n / len(conns)
+		if i < n%len(conns) {
+			k++
+		}
+		wg.Go(func() {
+			for range k {
+				if err := ws.WriteMessage(websocket.TextMessage, payload); err != nil {
+					errs <- err
+					return
+				}
+				if _, _, err := ws.ReadMessage(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	return float64(n) / elapsed.Seconds()
+}
+
+// fanout publishes n messages to the topic and returns deliveries/s once
+// every connection has read all of them. It publishes in chunks of
+// fanoutChunk and waits for every connection to read a chunk before the
+// next, so that no send queue overflows.
+func (conns wsConns) fanout(b *testing.B, ts *topics.Topics, n int) float64 {
+	var wg sync.WaitGroup
+	errs := make(chan error, len(conns))
+	read := make(chan struct{}, len(conns))
+	chunks := (n + fanoutChunk - 1) / fanoutChunk
+	size := func(c int) int { return min(fanoutChunk, n-c*fanoutChunk) }
+	start := time.Now()
+	for _, ws := range conns {
+		wg.Go(func() {
+			for c := range chunks {
+				for range size(c) {
+					if _, _, err := ws.ReadMessage(); err != nil {
+						errs <- err
+						read <- struct{}{}
+						return
+					}
+				}
+				read <- struct{}{}
+			}
+		})
+	}
+	ctx := context.Background()
+	msg := realtime.Text(strings.Repeat("y", 64))
+	for c := range chunks {
+		for i := range size(c) {
+			if _, err := ts.Publish(ctx, "room", msg); err != nil {
+				b.Fatal(fmt.Errorf("publish %d: %w", i, err))
+			}
+		}
+		for range conns {
+			<-read
+		}
+		if len(errs) > 0 {
+			break
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	return float64(n*len(conns)) / elapsed.Seconds()
+}
+
+// fanoutChunk is how many messages fanout publishes before it waits for
+// the readers: well under the send queue.
+const fanoutChunk = 1024
+
+// median returns the median of xs (which it sorts).
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
+}
