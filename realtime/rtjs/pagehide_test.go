@@ -1,12 +1,15 @@
 package rtjs_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/rtkit/rtkit/realtime"
@@ -132,7 +135,9 @@ true`, kind))
 			if ce := waitClosed(t, f, kind+" page hidden"); ce.Code != realtime.CloseGoingAway {
 				t.Errorf("close code %d, want %d", ce.Code, realtime.CloseGoingAway)
 			}
-			run(t, ctx, `history.back(); true`)
+			if _, err := chromedp.Run(ctx, goBack()); err != nil {
+				t.Fatalf("going back: %v", err)
+			}
 			deadline := time.After(promptly)
 			tick := time.NewTicker(20 * time.Millisecond)
 			defer tick.Stop()
@@ -157,4 +162,27 @@ true`, kind))
 			}
 		})
 	}
+}
+
+// goBack navigates the tab one entry back in its history, as the browser's
+// Back button does, and returns once the browser has started the
+// navigation. It waits neither for a load event, which a page restored
+// from the back/forward cache never fires (chromedp.NavigateBack would wait
+// until the tab's deadline), nor for a script's result: history.back()
+// evaluated in the page can lose its reply when the page is swapped out
+// first ("Inspected target navigated or closed", -32000).
+// Page.navigateToHistoryEntry is answered by the browser process, which
+// starts the navigation, not by the page that goes away.
+func goBack() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		h, err := cdp.Call(ctx, t, page.GetNavigationHistory, cdp.Empty{})
+		if err != nil {
+			return err
+		}
+		if h.CurrentIndex <= 0 || h.CurrentIndex >= int64(len(h.Entries)) {
+			return fmt.Errorf("no entry to go back to (at %d of %d)", h.CurrentIndex, len(h.Entries))
+		}
+		_, err = cdp.Call(ctx, t, page.NavigateToHistoryEntry, page.NavigateToHistoryEntryParams{EntryID: h.Entries[h.CurrentIndex-1].ID})
+		return err
+	})
 }
