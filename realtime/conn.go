@@ -50,9 +50,7 @@ type Conn struct {
 	req    *http.Request
 	route  *Route
 	opts   *Options
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+	ctx    connContext
 	client string // the client key it counts under (Options.MaxConnsPerClient)
 	name   string // the route's name in events and logs
 
@@ -73,7 +71,9 @@ type Conn struct {
 	out    sendQueue
 	in     inbox
 	timers map[*ticker]struct{}
-	since  time.Time // when the wire was bound
+	done   chan struct{} // made on first use; closed once ended
+	over   bool          // the connection has fully ended
+	since  time.Time     // when the wire was bound
 	stats  connStats
 
 	tasks   sync.WaitGroup // Go goroutines and topic catch-ups
@@ -93,17 +93,14 @@ func newConn(rt *Route, r *http.Request, kind Kind) *Conn {
 	// The connection may outlive the request's handler (a hijacked
 	// WebSocket, a session): keep the request's values, not its
 	// cancellation; the connection's end cancels ctx.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	return &Conn{
-		id:     rand.Text(),
-		name:   rt.nameOf(r),
-		kind:   kind,
-		req:    r,
-		route:  rt,
-		opts:   &rt.opts,
-		ctx:    ctx,
-		cancel: cancel,
-		done:   make(chan struct{}),
+		ctx:   connContext{values: r.Context()},
+		id:    rand.Text(),
+		name:  rt.nameOf(r),
+		kind:  kind,
+		req:   r,
+		route: rt,
+		opts:  &rt.opts,
 	}
 }
 
@@ -126,7 +123,7 @@ func (c *Conn) Request() *http.Request { return c.req }
 // call, a query) and that work stops when the user goes. It carries the
 // values of the opening request's context, among them those middleware
 // set (rtgin copies gin's c.Set values there).
-func (c *Conn) Context() context.Context { return c.ctx }
+func (c *Conn) Context() context.Context { return &c.ctx }
 
 // Value returns the value stored under key in the opening request's context,
 // such as a user id set by authentication middleware, or nil.
@@ -134,7 +131,27 @@ func (c *Conn) Value(key any) any { return c.ctx.Value(key) }
 
 // Done returns a channel that is closed when the connection has fully ended:
 // its handler's Close has returned and its goroutines have stopped.
-func (c *Conn) Done() <-chan struct{} { return c.done }
+func (c *Conn) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		if c.over {
+			close(c.done)
+		}
+	}
+	return c.done
+}
+
+// markDone closes Done.
+func (c *Conn) markDone() {
+	c.mu.Lock()
+	c.over = true
+	if c.done != nil {
+		close(c.done)
+	}
+	c.mu.Unlock()
+}
 
 // Logger returns a logger that carries the connection id, route path and
 // transport.

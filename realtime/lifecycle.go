@@ -90,13 +90,13 @@ func (c *Conn) close(ce *CloseError, graceful bool) error {
 		c.out.closeReq = ce
 		c.kickLocked()
 		c.mu.Unlock()
-		c.cancel()
+		c.ctx.cancel()
 		return nil
 	}
 	c.out.broken = true
 	c.out.queue, c.out.bytes, c.out.closeReq = nil, 0, nil
 	c.mu.Unlock()
-	c.cancel()
+	c.ctx.cancel()
 	if w != nil {
 		w.Close(ce.Code, ce.Reason)
 	}
@@ -136,7 +136,7 @@ func (c *Conn) end(err error) bool {
 	c.wakeRoomLocked()
 	w := c.wire
 	c.mu.Unlock()
-	c.cancel()
+	c.ctx.cancel()
 	if w != nil {
 		w.Close(c.cause.Code, c.cause.Reason) // the read loop has ended: this releases the wire
 	}
@@ -166,7 +166,7 @@ func (c *Conn) complete() {
 	}
 	c.route.release(c)
 	c.ended()
-	close(c.done)
+	c.markDone()
 }
 
 // abort gives back a connection that never opened.
@@ -174,9 +174,9 @@ func (c *Conn) abort() {
 	c.mu.Lock()
 	c.state = stateClosed
 	c.mu.Unlock()
-	c.cancel()
+	c.ctx.cancel()
 	c.route.release(c)
-	close(c.done)
+	c.markDone()
 }
 
 // ended reports the end of an opened connection: its event, and the Info

@@ -114,7 +114,7 @@ func (c *Conn) Go(f func(ctx context.Context) error) {
 	}
 	go func() {
 		defer c.tasks.Done()
-		err := c.protect(func() error { return f(c.ctx) })
+		err := c.protect(func() error { return f(&c.ctx) })
 		if err != nil && c.ctx.Err() == nil {
 			c.close(c.failure(err), true)
 		}

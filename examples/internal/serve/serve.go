@@ -84,11 +84,15 @@ func Run(ctx context.Context, addr string, srv *realtime.Server, h http.Handler,
 		return err
 	case <-ctx.Done():
 	}
+	// Stop taking connections first: the clients that the realtime
+	// shutdown tells to go away reconnect at once, and a connection they
+	// open meanwhile, with no request read yet, would hold the HTTP
+	// shutdown (net/http waits five seconds for those).
+	ln.Close()
+	<-errc
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
-	err = errors.Join(srv.Shutdown(sctx), hs.Shutdown(sctx))
-	<-errc
-	return err
+	return errors.Join(srv.Shutdown(sctx), hs.Shutdown(sctx))
 }
 
 // baseURL is the URL to print for a server asked to listen on addr and
