@@ -11,6 +11,29 @@
 // key that signs sign-in tokens), the two processes are one chat: rooms, history and presence are shared, and SSE POST-backs and
 // long-polls that reach the other process are forwarded, so a load
 // balancer needs no sticky sessions.
+//
+// # Metrics and inspection
+//
+// With -debug-addr the chat serves, on that address only (keep it
+// private), Prometheus metrics at /metrics and the inspector at
+// /debug/rtkit/, a live page of its connections and rooms:
+//
+//	go run ./examples/chat -debug-addr localhost:9090
+//
+// A Prometheus scrape configuration for it (prometheus.yml):
+//
+//	scrape_configs:
+//	  - job_name: rtkit-chat
+//	    scrape_interval: 15s
+//	    static_configs:
+//	      - targets: ["localhost:9090"]   # the -debug-addr of each process
+//
+// Then, for instance, live connections by transport and messages per
+// second:
+//
+//	sum by (transport) (rtkit_connections{route="/chat"})
+//	rate(rtkit_messages_received_total{route="/chat"}[1m])
+//	sum by (code) (rate(rtkit_connections_closed_total{route="/chat"}[5m]))
 package main
 
 import (
@@ -33,31 +56,47 @@ var page []byte
 func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
 	brokerURL := flag.String("broker", os.Getenv("RTKIT_BROKER"), "memory (default), nats://host:port or redis://host:port; also $RTKIT_BROKER")
+	debug := serve.DebugFlag()
 	flag.Parse()
-	serve.Main("chat", func(ctx context.Context, ready func(string)) error { return run(ctx, *addr, *brokerURL, ready) })
+	serve.Main("chat", func(ctx context.Context, ready func(string)) error {
+		return runDebug(ctx, *addr, *brokerURL, debug, ready)
+	})
 }
 
 // run serves the chat until ctx ends, then closes every connection with
 // "going away" and waits for the handlers, at most five seconds.
 func run(ctx context.Context, addr, brokerURL string, ready func(url string)) error {
+	return runDebug(ctx, addr, brokerURL, nil, ready)
+}
+
+// runDebug is run with the metrics and inspector of d (nil: none).
+func runDebug(ctx context.Context, addr, brokerURL string, d *serve.Debug, ready func(url string)) error {
 	broker, closeBroker, err := openBroker(brokerURL)
 	if err != nil {
 		return err
 	}
 	defer closeBroker()
 	var rt realtime.Server
-	return serve.Run(ctx, addr, &rt, newMux(&rt, broker, newAuth(os.Getenv("CHAT_SECRET"))), ready)
+	return serve.RunDebug(ctx, addr, &rt, debugMux(&rt, broker, newAuth(os.Getenv("CHAT_SECRET")), d), d, ready)
 }
 
 // newMux returns the chat's routes.
 func newMux(srv *realtime.Server, broker topics.Broker, a *auth) *http.ServeMux {
+	return debugMux(srv, broker, a, nil)
+}
+
+// debugMux returns the chat's routes, observed by d and shown in its
+// inspector (rooms are the topic set "rooms"); nil d observes nothing.
+func debugMux(srv *realtime.Server, broker topics.Broker, a *auth, d *serve.Debug) *http.ServeMux {
 	o := transports.Messaging // WebSocket, then SSE, then long-polling
 	o.Identity = identity     // a session token works only for its user
 	if relay, ok := broker.(realtime.Relay); ok {
 		o.Relay = relay
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/chat", a.middleware(srv.Route(newChat(topics.New(broker)), &o)))
+	rooms := topics.New(broker)
+	d.Topics("rooms", rooms)
+	mux.Handle("/chat", a.middleware(d.Route(srv, "/chat", newChat(rooms), &o)))
 	mux.HandleFunc("POST /login", a.login)
 	mux.Handle(rtjs.Path, rtjs.Handler())
 	mux.Handle("GET /{$}", serve.Page(page))
