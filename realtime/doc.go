@@ -134,6 +134,27 @@
 // node which does not hold its session is forwarded to the one that does,
 // so no sticky sessions are needed.
 //
+// # Logs
+//
+// Every line goes to Options.Logger (log/slog) with a constant message
+// and stable keys, never a credential: neither a bearer token nor a
+// session token appears in any line, at any level. Lines about one
+// connection, the handler's own through Conn.Logger included, carry conn
+// (its id), route and transport. The core writes:
+//
+//	Info  "realtime: connection closed"  conn route transport code reason duration msgs_in bytes_in msgs_out bytes_out
+//	Error "realtime: handler error"      conn route transport err
+//	Error "realtime: handler panic"      conn route transport panic stack
+//	Debug "realtime: origin refused"     origin host
+//	Warn  "realtime: relaying a request failed"   err
+//	Error "realtime: serving relayed requests failed; this node cannot be reached by others"  err
+//
+// The close line is written once per opened connection, however it
+// ended; Options.QuietClose turns it off. The transports write no lines
+// of their own; package topics writes Warn lines about broker trouble
+// with topic (and member, after, err). For counting rather than reading,
+// see Observer.
+//
 // # Security
 //
 // By default a route accepts browser requests from its own origin only,
