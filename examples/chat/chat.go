@@ -36,8 +36,9 @@ type problem struct {
 const maxText = 2000
 
 // newChat returns the chat handler. Rooms are topics named "room:<name>":
-// joining resumes the room's history and enters its presence (everyone
-// there gets a join envelope, and a leave one when the connection goes);
+// joining resumes the room's history, hands the joiner the room's
+// presence state and enters the presence (everyone there gets the join in
+// the next presence diff, and the leave when the connection goes);
 // a message is published once and fanned out to every member on every
 // node that shares the broker.
 func newChat(ts *topics.Topics) realtime.Handler {

@@ -51,13 +51,11 @@ func twoChatNodes(t *testing.T, brokerURL string) {
 	bob := n2.dial(t, n2.login(t, "bob"), realtime.SSE)
 	room := fmt.Sprint("r", time.Now().UnixNano()) // brokers outlive a test run
 	send(t, ada, command{Join: room})
-	next(t, ada) // her join
+	adaRoster, bobRoster := roster{}, roster{}
+	untilRoster(t, ada, adaRoster, "ada")
 	send(t, bob, command{Join: room})
-	next(t, bob) // ada's join, from the history
-	next(t, bob) // his own
-	if env := next(t, ada); env.Presence != "join" {
-		t.Fatalf("ada sees %+v", env)
-	}
+	untilRoster(t, bob, bobRoster, "ada", "bob")
+	untilRoster(t, ada, adaRoster, "ada", "bob")
 	send(t, bob, command{Room: room, Text: "across nodes"})
 	if p := postOf(t, next(t, ada)); p.From != "bob" || p.Text != "across nodes" {
 		t.Fatalf("got %+v", p)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/rtkit/rtkit/realtime"
 )
@@ -81,4 +82,22 @@ type Member struct {
 	// Info is what the application says about the member, as JSON (a
 	// user name, say); it reaches every subscriber.
 	Info json.RawMessage `json:"info,omitempty"`
+}
+
+// PresenceExpirer is implemented by presence stores whose members expire
+// when their node stops refreshing them (it crashed, or lost the broker
+// for longer than the TTL). Topics then publishes the leaves of expired
+// members: every node that has subscribers to a topic calls ExpireMembers
+// for it every PresenceTTL/2, so a dead node's members leave within about
+// 1.5 PresenceTTL of its last refresh, and at the latest 2 PresenceTTL
+// after it died.
+type PresenceExpirer interface {
+	PresenceStore
+	// ExpireMembers removes topic's expired members and returns them.
+	// Each expired member is returned by one call only, on whichever node
+	// calls first.
+	ExpireMembers(ctx context.Context, topic string) ([]Member, error)
+	// PresenceTTL is how long a member stays without its node refreshing
+	// it; zero or less means members never expire.
+	PresenceTTL() time.Duration
 }

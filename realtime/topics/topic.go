@@ -55,12 +55,20 @@ type topic struct {
 	last    uint64
 	retired bool
 	sub     Subscription
+
+	stateMu   sync.Mutex // guards the presence state cache; see presenceState
+	stateMsg  realtime.Message
+	stateAt   uint64 // t.last when stateMsg's read started
+	stateOK   bool
+	stateRead *stateRead // the read in flight
+	stateNext *stateRead // the read that starts when it ends
 }
 
 type subscriber struct {
 	c      *realtime.Conn
 	after  uint64 // the last seq this connection was given
 	ready  bool   // caught up: receives live entries
+	state  bool   // sends the presence state once caught up (Join)
 	member *Member
 	unhook func()
 }
@@ -100,7 +108,7 @@ func (t *topic) start() {
 // add registers c from seq after. With resume it first catches c up on
 // what it missed, on a goroutine of the connection's; without, c receives
 // what comes from now on. It reports false if the topic retired first.
-func (t *topic) add(c *realtime.Conn, after uint64, resume bool) bool {
+func (t *topic) add(c *realtime.Conn, after uint64, resume, state bool) bool {
 	t.mu.Lock()
 	if t.retired {
 		t.mu.Unlock()
@@ -110,7 +118,7 @@ func (t *topic) add(c *realtime.Conn, after uint64, resume bool) bool {
 		t.mu.Unlock()
 		return true
 	}
-	s := &subscriber{c: c, after: after}
+	s := &subscriber{c: c, after: after, state: state && resume}
 	if !resume {
 		s.after, s.ready = t.last, true
 	}
@@ -171,11 +179,24 @@ func (t *topic) pump() {
 	}
 }
 
-// outgoing is an envelope ready for fan-out: a message of seq, or a gap.
+// outgoing is an envelope ready for fan-out: a message of seq, or a gap
+// (with reset, the topic's numbering started again after seq).
 type outgoing struct {
-	m   realtime.Message
-	seq uint64
-	gap bool
+	m     realtime.Message
+	seq   uint64
+	gap   bool
+	reset bool
+}
+
+// wasReset reports whether the broker's topic is behind last, the seq
+// this node handed out: its numbering started again. It costs a broker
+// call, made only for an entry at or below last (rare: a duplicate after
+// an outage, or a reset).
+func (t *topic) wasReset(last uint64) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
+	h, err := t.ts.b.History(ctx, t.name, math.MaxUint64, 1)
+	return err == nil && h.Last < last
 }
 
 // deliver appends e's envelope to out, after what the broker skipped (an
@@ -183,7 +204,14 @@ type outgoing struct {
 // seq.
 func (t *topic) deliver(out []outgoing, e Entry, last uint64) ([]outgoing, uint64) {
 	if e.Seq <= last {
-		return out, last // already handed out
+		if !t.wasReset(last) {
+			return out, last // already handed out
+		}
+		// The topic started again (its history aged out, or a broker lost
+		// it): every subscriber hears so, then follows the new numbering.
+		t.ts.logger.Warn("realtime: topic started again", "topic", t.name, "after", last)
+		last = e.Seq - 1
+		out = append(out, outgoing{m: gapEnvelope(t.name, last), seq: last, gap: true, reset: true})
 	}
 	if e.Seq > last+1 {
 		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
@@ -212,8 +240,18 @@ func (t *topic) fanout(out []outgoing, last uint64) {
 		s    *subscriber
 		from int // index in out of the first envelope it gets
 	}
+	reset := -1 // index in out of the last reset
+	for i, o := range out {
+		if o.reset {
+			reset = i
+		}
+	}
 	t.mu.Lock()
-	t.last = max(t.last, last)
+	if reset >= 0 {
+		t.last = last
+	} else {
+		t.last = max(t.last, last)
+	}
 	if len(out) == 0 {
 		t.mu.Unlock()
 		return
@@ -231,7 +269,7 @@ func (t *topic) fanout(out []outgoing, last uint64) {
 			continue
 		}
 		sends = append(sends, send{s, from})
-		if last > s.after {
+		if last > s.after || reset >= from {
 			s.after = last
 		}
 	}
@@ -255,6 +293,7 @@ func (t *topic) catchUp(s *subscriber) {
 	ctx := c.Context()
 	chunk := max(1, min(catchUpChunk, core.ConnOptions(c).SendQueue/2))
 	after := s.after
+	stateSent := !s.state
 	for failures, stale := 0, 0; ; {
 		// What the pump fanned out before this read is in its answer;
 		// what it fans out meanwhile may not be.
@@ -284,8 +323,12 @@ func (t *topic) catchUp(s *subscriber) {
 			continue
 		}
 		failures, stale = 0, 0
-		after = min(after, h.Last) // a position from the future: the topic was reset
 		var batch []realtime.Message
+		if after > h.Last {
+			// A position from the future: the topic started again.
+			after = h.Last
+			batch = append(batch, gapEnvelope(t.name, after))
+		}
 		progressed := false
 		if h.Gap {
 			batch = append(batch, gapEnvelope(t.name, after))
@@ -295,7 +338,11 @@ func (t *topic) catchUp(s *subscriber) {
 		}
 		for _, e := range h.Entries {
 			if e.Seq > after {
-				batch = append(batch, envelope(t.name, e, false))
+				// A joiner gets the presence state once caught up: the
+				// diffs before it would say nothing it does not say.
+				if stateSent || e.Type != PresenceMessage {
+					batch = append(batch, envelope(t.name, e, false))
+				}
 				after, progressed = e.Seq, true
 			}
 		}
@@ -323,6 +370,28 @@ func (t *topic) catchUp(s *subscriber) {
 				}
 				t.mu.Lock()
 				after = max(after, t.last)
+			}
+			if !stateSent {
+				// Caught up: the presence state as of here, then read
+				// again what the pump fanned out meanwhile.
+				t.mu.Unlock()
+				m, err := t.presenceState(ctx, after)
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					failures++
+					t.ts.logger.Warn("realtime: presence state waits for the broker", "topic", t.name, "err", err)
+					if !sleepCtx(ctx, backoff(failures)) {
+						return
+					}
+					continue
+				}
+				if core.SendPaced(c, ctx, []realtime.Message{m}) != nil {
+					return
+				}
+				stateSent = true
+				continue
 			}
 			s.after, s.ready = after, true
 			t.mu.Unlock()

@@ -20,22 +20,54 @@ import (
 //
 //	{"topic":"room","seq":12,"data":"hello"}           a text message
 //	{"topic":"room","seq":13,"binary":"AAE="}          a binary message, base64
-//	{"topic":"room","seq":14,"presence":"join","member":{"id":"...","info":{...}}}
+//	{"topic":"room","seq":14,"presence":"diff","joins":[{"id":"...","info":{...}}],"leaves":[...]}
+//	{"topic":"room","presence":"state","members":[{"id":"...","info":{...}}]}
 //	{"topic":"room","gap":{"after":3}}                 messages after 3 are lost
 //
 // A client that reconnects, on any transport, resumes by subscribing again
 // with the last seq it saw: it receives what it missed, in order and
 // exactly once, or a gap envelope first when the topic's history no longer
-// reaches back. Each envelope is built once per message and shared
-// (see Shared), so every transport encodes it once for all connections.
+// reaches back. After a gap the next envelope's seq follows gap.after (a
+// topic whose history aged out starts again at 1: the gap then says
+// after 0). Each envelope is built once per message and shared (see
+// Shared), so every transport encodes it once for all connections.
+//
+// # Presence
+//
+// Presence changes travel as diffs: the joins and leaves made on a node
+// within PresenceInterval (50 ms) are published together as one topic
+// message (split in a few when the batch is large), with a seq like any
+// other, kept in the history and resumed like any other. joins and leaves
+// are disjoint sets of members; applying a diff sets or deletes members
+// by id, so applying one twice changes nothing. 10,000 members joining
+// within an interval cost each subscriber one envelope (a few), not
+// 10,000.
+//
+// A connection that Joins receives, once its catch-up has reached the
+// live position, a state envelope (no seq) with the topic's members at
+// that position; the diffs after it apply on top. Its catch-up leaves out
+// the diffs before that position (their seqs are skipped, not gaps). A client rebuilds its
+// member list from the state and the diffs that follow it, on every
+// Join, and needs no history for it.
+//
+// A member leaves when its connection unsubscribes or closes. When its
+// node dies instead, the broker's presence expiry removes it (see
+// PresenceExpirer) and the surviving nodes publish its leave within two
+// presence TTLs.
 type Topics struct {
-	b      Broker
-	store  PresenceStore // nil: presence is local
-	logger *slog.Logger
+	b       Broker
+	store   PresenceStore   // nil: presence is local
+	expirer PresenceExpirer // nil: members do not expire
+	logger  *slog.Logger
 
-	mu     sync.Mutex
-	topics map[string]*topic
-	local  map[string]map[string]Member // local presence when store is nil
+	mu        sync.Mutex
+	topics    map[string]*topic
+	local     map[string]map[string]Member // local presence when store is nil
+	sweeping  bool                         // sweep runs; see startSweeperLocked
+	sweepStop chan struct{}
+
+	pmu     sync.Mutex
+	batches map[string]*presenceBatch // presence changes not yet published
 }
 
 // New returns topics over broker b; nil means a new MemoryBroker with the
@@ -44,9 +76,12 @@ func New(b Broker) *Topics {
 	if b == nil {
 		b = NewMemoryBroker(nil)
 	}
-	t := &Topics{b: b, logger: slog.Default(), topics: map[string]*topic{}, local: map[string]map[string]Member{}}
+	t := &Topics{b: b, logger: slog.Default(), topics: map[string]*topic{}, local: map[string]map[string]Member{}, batches: map[string]*presenceBatch{}}
 	if s, ok := b.(PresenceStore); ok {
 		t.store = s
+	}
+	if e, ok := b.(PresenceExpirer); ok {
+		t.expirer = e
 	}
 	return t
 }
@@ -65,7 +100,7 @@ func (ts *Topics) Publish(ctx context.Context, topic string, m realtime.Message)
 
 // Subscribe subscribes c to topic from now on.
 func (ts *Topics) Subscribe(c *realtime.Conn, topic string) error {
-	return ts.subscribe(c, topic, 0, false)
+	return ts.subscribe(c, topic, 0, false, false)
 }
 
 // Resume subscribes c to topic and first sends it the messages after seq
@@ -77,7 +112,7 @@ func (ts *Topics) Subscribe(c *realtime.Conn, topic string) error {
 // the handler sends directly may come in between). The overflow policy
 // does not apply to it.
 func (ts *Topics) Resume(c *realtime.Conn, topic string, after uint64) error {
-	return ts.subscribe(c, topic, after, true)
+	return ts.subscribe(c, topic, after, true, false)
 }
 
 // Unsubscribe ends c's subscription to topic. Closing c does it too.
@@ -91,8 +126,11 @@ func (ts *Topics) Unsubscribe(c *realtime.Conn, topic string) {
 }
 
 // Join subscribes c to topic like Resume and makes it a member of the
-// topic's presence with info (any JSON value, or nil); every subscriber
-// receives a join envelope, and a leave envelope when c leaves or closes.
+// topic's presence with info (any JSON value, or nil). Once caught up, c
+// receives the topic's presence state; every subscriber receives c's join
+// in the next diff, and its leave when c unsubscribes or closes. Join
+// returns once c is recorded as a member (in the broker's presence store
+// when it has one); the diff follows within PresenceInterval.
 func (ts *Topics) Join(c *realtime.Conn, topic string, after uint64, info any) error {
 	raw, err := json.Marshal(info)
 	if err != nil {
@@ -102,7 +140,7 @@ func (ts *Topics) Join(c *realtime.Conn, topic string, after uint64, info any) e
 		raw = nil
 	}
 	m := Member{ID: c.ID(), Info: raw}
-	if err := ts.subscribe(c, topic, after, true); err != nil {
+	if err := ts.subscribe(c, topic, after, true, true); err != nil {
 		return err
 	}
 	ctx := c.Context()
@@ -126,8 +164,8 @@ func (ts *Topics) Join(c *realtime.Conn, topic string, after uint64, info any) e
 		ts.leave(topic, m)
 		return realtime.ErrClosed
 	}
-	_, err = ts.b.Publish(ctx, topic, presence("join", m))
-	return err
+	ts.queuePresence(topic, m, true)
+	return nil
 }
 
 // Members lists the members of topic's presence, on every node when the
@@ -158,7 +196,7 @@ func (ts *Topics) setMember(ctx context.Context, topic string, m Member) error {
 	return nil
 }
 
-// leave removes m from topic's presence and tells the subscribers.
+// leave removes m from topic's presence and queues its leave.
 func (ts *Topics) leave(topic string, m Member) {
 	// A connection's end must not wait long on a broker outage.
 	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
@@ -174,27 +212,17 @@ func (ts *Topics) leave(topic string, m Member) {
 		}
 		ts.mu.Unlock()
 	}
-	if err == nil {
-		_, err = ts.b.Publish(ctx, topic, presence("leave", m))
-	}
 	if err != nil {
+		// The store keeps the member until it expires; the leave goes out
+		// now all the same.
 		ts.logger.Warn("realtime: presence leave failed", "topic", topic, "member", m.ID, "err", err)
 	}
+	ts.queuePresence(topic, m, false)
 }
 
-// leaveTimeout bounds the broker calls of a member's leave, which run as
+// leaveTimeout bounds the broker call of a member's leave, which runs as
 // its connection closes.
 const leaveTimeout = 2 * time.Second
-
-func presence(kind string, m Member) realtime.Message {
-	b, _ := json.Marshal(presenceEvent{Presence: kind, Member: m})
-	return realtime.Message{Type: PresenceMessage, Data: b}
-}
-
-type presenceEvent struct {
-	Presence string `json:"presence"`
-	Member   Member `json:"member"`
-}
 
 // get returns topic's state, creating it; created reports that the
 // caller made it and must start it.
@@ -206,6 +234,7 @@ func (ts *Topics) get(name string) (t *topic, created bool) {
 		t = &topic{ts: ts, name: name, subs: map[*realtime.Conn]*subscriber{}, started: make(chan struct{})}
 		ts.topics[name] = t
 		created = true
+		ts.startSweeperLocked()
 	}
 	return t, created
 }
@@ -216,10 +245,13 @@ func (ts *Topics) drop(t *topic) {
 	if ts.topics[t.name] == t {
 		delete(ts.topics, t.name)
 	}
+	ts.stopSweeperLocked()
 	ts.mu.Unlock()
 }
 
-func (ts *Topics) subscribe(c *realtime.Conn, name string, after uint64, resume bool) error {
+// subscribe subscribes c to name; with resume from after, and with state
+// followed by the presence state once caught up.
+func (ts *Topics) subscribe(c *realtime.Conn, name string, after uint64, resume, state bool) error {
 	for {
 		if c.Context().Err() != nil {
 			return realtime.ErrClosed // no state for a connection that has gone
@@ -237,7 +269,7 @@ func (ts *Topics) subscribe(c *realtime.Conn, name string, after uint64, resume 
 		if t.err != nil {
 			return t.err // the next call tries afresh: start dropped t
 		}
-		if t.add(c, after, resume) {
+		if t.add(c, after, resume, state) {
 			return nil
 		}
 		// t was retired as c arrived: start over with a fresh one.
@@ -247,12 +279,15 @@ func (ts *Topics) subscribe(c *realtime.Conn, name string, after uint64, resume 
 // Envelope is the JSON a connection receives for a topic message; see
 // Topics.
 type Envelope struct {
-	Topic    string   `json:"topic"`
-	Seq      uint64   `json:"seq,omitempty"`
-	Data     *string  `json:"data,omitempty"`
-	Binary   []byte   `json:"binary,omitempty"`
+	Topic  string  `json:"topic"`
+	Seq    uint64  `json:"seq,omitempty"`
+	Data   *string `json:"data,omitempty"`
+	Binary []byte  `json:"binary,omitempty"`
+	// Presence is "diff" (Joins and Leaves) or "state" (Members).
 	Presence string   `json:"presence,omitempty"`
-	Member   *Member  `json:"member,omitempty"`
+	Joins    []Member `json:"joins,omitempty"`
+	Leaves   []Member `json:"leaves,omitempty"`
+	Members  []Member `json:"members,omitempty"`
 	Gap      *GapInfo `json:"gap,omitempty"`
 }
 
@@ -272,9 +307,8 @@ func envelope(topic string, e Entry, shared bool) realtime.Message {
 			env.Binary = []byte{}
 		}
 	case PresenceMessage:
-		var p presenceEvent
-		json.Unmarshal(e.Data, &p)
-		env.Presence, env.Member = p.Presence, &p.Member
+		d := decodeDiff(e.Data)
+		env.Presence, env.Joins, env.Leaves = "diff", d.Joins, d.Leaves
 	default:
 		s := string(e.Data)
 		env.Data = &s

@@ -119,21 +119,21 @@ func TestTopicsBinaryAndPresence(t *testing.T) {
 	}, inMemory)
 	defer rt.Shutdown(tctx(t))
 	ada, _ := realtimetest.DialRoute(rt, httpRequest("/?name=ada"))
-	if env := envOf(t, ada); env.Presence != "join" || string(env.Member.Info) != `{"name":"ada"}` {
-		t.Fatalf("got %+v", env)
+	// An empty state (Join returned before the diff), then her join.
+	if env := envOf(t, ada); env.Presence != "state" || env.Seq != 0 || len(env.Members) > 1 {
+		t.Fatalf("ada's state: %+v", env)
+	}
+	if env := envOf(t, ada); env.Presence != "diff" || env.Seq != 1 || len(env.Joins) != 1 || string(env.Joins[0].Info) != `{"name":"ada"}` || len(env.Leaves) != 0 {
+		t.Fatalf("ada's join: %+v", env)
 	}
 	bob, _ := realtimetest.DialRoute(rt, httpRequest("/?name=bob"))
+	// bob's catch-up skips the diffs: the state says it all (ada, maybe him).
+	if env := envOf(t, bob); env.Presence != "state" || len(env.Members) < 1 || !hasMember(env.Members, ada.Conn().ID()) {
+		t.Fatalf("bob's state: %+v", env)
+	}
 	for _, c := range []*realtimetest.Client{ada, bob} {
-		// bob replays the history: ada's join, then his own.
-		env := envOf(t, c)
-		if c == bob {
-			if env.Member.ID != ada.Conn().ID() {
-				t.Fatalf("bob first sees %+v", env)
-			}
-			env = envOf(t, c)
-		}
-		if env.Presence != "join" || env.Member.ID != bob.Conn().ID() {
-			t.Fatalf("got %+v", env)
+		if env := envOf(t, c); env.Presence != "diff" || env.Seq != 2 || len(env.Joins) != 1 || env.Joins[0].ID != bob.Conn().ID() {
+			t.Fatalf("bob's join: %+v", env)
 		}
 	}
 	members, _ := ts.Members(tctx(t), "room")
@@ -146,13 +146,22 @@ func TestTopicsBinaryAndPresence(t *testing.T) {
 	}
 	envOf(t, bob)
 	bob.Close(realtime.CloseNormal, "")
-	if env := envOf(t, ada); env.Presence != "leave" || env.Member.ID != bob.Conn().ID() {
+	if env := envOf(t, ada); env.Presence != "diff" || len(env.Leaves) != 1 || env.Leaves[0].ID != bob.Conn().ID() || string(env.Leaves[0].Info) != `{"name":"bob"}` {
 		t.Fatalf("got %+v", env)
 	}
 	members, _ = ts.Members(tctx(t), "room")
 	if len(members) != 1 || members[0].ID != ada.Conn().ID() {
 		t.Fatalf("members after leave %+v", members)
 	}
+}
+
+func hasMember(ms []topics.Member, id string) bool {
+	for _, m := range ms {
+		if m.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // Many publishers and subscribers at once: every subscriber sees every

@@ -94,7 +94,7 @@ func TestTwoNodes(t *testing.T) {
 	w, _ := realtimetest.DialRoute(rtB, nil)
 	w.SendText("presence-room 0")
 	ada, _ := realtimetest.DialRoute(rtA, httptest.NewRequest("GET", "/?name=ada", nil))
-	if env := envOf(t, w); env.Presence != "join" || env.Member.ID != ada.Conn().ID() || string(env.Member.Info) != `{"name":"ada"}` {
+	if env := envOf(t, w); env.Presence != "diff" || len(env.Joins) != 1 || env.Joins[0].ID != ada.Conn().ID() || string(env.Joins[0].Info) != `{"name":"ada"}` {
 		t.Fatalf("B got %+v", env)
 	}
 	members, err := tsB.Members(ctx, "presence-room")
@@ -102,7 +102,7 @@ func TestTwoNodes(t *testing.T) {
 		t.Fatalf("members on B: %+v, %v", members, err)
 	}
 	ada.Close(realtime.CloseNormal, "")
-	if env := envOf(t, w); env.Presence != "leave" || env.Member.ID != ada.Conn().ID() {
+	if env := envOf(t, w); env.Presence != "diff" || len(env.Leaves) != 1 || env.Leaves[0].ID != ada.Conn().ID() {
 		t.Fatalf("B got %+v", env)
 	}
 	if members, err := tsB.Members(ctx, "presence-room"); err != nil || len(members) != 0 {

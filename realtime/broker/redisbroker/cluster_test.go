@@ -96,7 +96,7 @@ func TestTwoNodes(t *testing.T) {
 	b.SendText("lobby 0")
 	ada, _ := realtimetest.DialRoute(rtA, httptest.NewRequest(http.MethodGet, "/?name=ada", nil))
 	env := envOf(t, b)
-	if env.Presence != "join" || env.Member.ID != ada.Conn().ID() || string(env.Member.Info) != `{"name":"ada"}` {
+	if env.Presence != "diff" || len(env.Joins) != 1 || env.Joins[0].ID != ada.Conn().ID() || string(env.Joins[0].Info) != `{"name":"ada"}` {
 		t.Fatalf("b got %+v", env)
 	}
 	members, err := tsB.Members(ctx, "lobby")
@@ -104,7 +104,7 @@ func TestTwoNodes(t *testing.T) {
 		t.Fatalf("members on B: %+v, %v", members, err)
 	}
 	ada.Close(realtime.CloseNormal, "")
-	if env := envOf(t, b); env.Presence != "leave" || env.Member.ID != ada.Conn().ID() {
+	if env := envOf(t, b); env.Presence != "diff" || len(env.Leaves) != 1 || env.Leaves[0].ID != ada.Conn().ID() {
 		t.Fatalf("b got %+v", env)
 	}
 	if members, err := tsB.Members(ctx, "lobby"); err != nil || len(members) != 0 {
