@@ -83,6 +83,7 @@ func (c *corkConn) flushLocked() error {
 type corkingWriter struct {
 	http.ResponseWriter
 	conn *corkConn
+	br   *bufio.Reader
 }
 
 func (w *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -91,7 +92,10 @@ func (w *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	w.conn = &corkConn{Conn: conn}
-	return w.conn, brw, nil
+	// gorilla adopts the returned reader as the connection's read
+	// buffer (its ReadBufferSize is 0): make it ours, see idle.go.
+	w.br = newReader(w.conn, brw.Reader)
+	return w.conn, bufio.NewReadWriter(w.br, brw.Writer), nil
 }
 
 // Unwrap lets http.ResponseController reach the original writer.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -40,7 +41,7 @@ func (c *conn) readMessage(limit int64) (int, []byte, error) {
 	if limit > 0 {
 		r = io.LimitReader(r, limit+1)
 	}
-	data, err := io.ReadAll(r)
+	data, err := readAll(r)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -54,6 +55,44 @@ func (c *conn) readMessage(limit int64) (int, []byte, error) {
 		return 0, nil, errInvalidUTF8
 	}
 	return mt, data, nil
+}
+
+// scratch holds the buffers messages are read into before they are
+// copied out at their exact size: io.ReadAll would allocate 512 bytes
+// for a 64-byte message, and grow (allocating and copying again) through
+// a 1 KiB one.
+var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// maxScratch is the largest buffer kept in scratch.
+const maxScratch = 64 << 10
+
+// readAll reads r to its end into a message that owns its bytes (the
+// handler may keep them) and has their exact size.
+func readAll(r io.Reader) ([]byte, error) {
+	bp := scratch.Get().(*[]byte)
+	b := (*bp)[:0]
+	var err error
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		var n int
+		n, err = r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			break
+		}
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	data := make([]byte, len(b))
+	copy(data, b)
+	if cap(b) <= maxScratch {
+		*bp = b[:0]
+		scratch.Put(bp)
+	}
+	return data, err
 }
 
 // refuseMessage tells the peer why its message ends the connection. The read

@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"net"
@@ -63,7 +64,7 @@ func (t *Transport) Bind(rt *realtime.Route) (realtime.TransportHandler, error) 
 		opts: o,
 		upgrader: websocket.Upgrader{
 			HandshakeTimeout:  t.o.HandshakeTimeout,
-			ReadBufferSize:    readBufferSize,
+			ReadBufferSize:    0, // it adopts the reader Hijack returns (see idle.go)
 			WriteBufferSize:   writeBufferSize,
 			WriteBufferPool:   writeBuffers,
 			Subprotocols:      append(append([]string(nil), t.o.Subprotocols...), realtime.Subprotocol),
@@ -75,7 +76,6 @@ func (t *Transport) Bind(rt *realtime.Route) (realtime.TransportHandler, error) 
 }
 
 const (
-	readBufferSize  = 1 << 10
 	writeBufferSize = 4 << 10
 	// closeFrameTimeout bounds the wait to send a close frame.
 	closeFrameTimeout = time.Second
@@ -116,7 +116,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		link.Abort() // the upgrader has answered the request
 		return
 	}
-	c := &conn{ws: ws, opts: s.opts, cork: cw.conn}
+	c := &conn{ws: ws, opts: s.opts, cork: cw.conn, br: cw.br}
 	ws.SetReadLimit(wireLimit(s.opts.ReadLimit, s.upgrader.EnableCompression))
 	if s.opts.PingInterval > 0 {
 		c.keepAlive()
@@ -154,7 +154,8 @@ func upgradeHeader(h http.Header) http.Header {
 type conn struct {
 	ws   *websocket.Conn
 	opts *realtime.Options
-	cork *corkConn // the socket under ws, to write a batch at once
+	cork *corkConn     // the socket under ws, to write a batch at once
+	br   *bufio.Reader // ws's read buffer (see idle.go)
 
 	heard  atomic.Uint64 // pongs and messages received
 	reads  atomic.Uint64 // Read calls entered
@@ -176,6 +177,7 @@ var _ wire.Reader = (*conn)(nil)
 func (c *conn) Read() (realtime.Message, error) {
 	c.reads.Add(1)
 	c.inRead.Store(true)
+	c.waitReadable()
 	mt, data, err := c.readMessage(c.opts.ReadLimit)
 	c.inRead.Store(false)
 	if err != nil {
