@@ -49,9 +49,10 @@ func main() {
 	flag.DurationVar(&s.firstToken, "first-token", 1500*time.Millisecond, "how long the model thinks before its first token")
 	flag.DurationVar(&s.tokenDelay, "token-delay", 60*time.Millisecond, "how long the model takes per further token")
 	flag.DurationVar(&s.grace, "grace", 3*time.Second, "how long an answer goes on once nobody watches its conversation")
+	debug := serve.DebugFlag()
 	flag.Parse()
 	serve.Main("agent", func(ctx context.Context, ready func(string)) error {
-		return run(ctx, *addr, newApp(s), transports.Messaging, ready)
+		return runDebug(ctx, *addr, newApp(s), transports.Messaging, debug, ready)
 	})
 }
 
@@ -87,8 +88,15 @@ func (a *app) close() {
 // mux returns the example's routes, owned by srv: the page, the browser
 // client and /agent with options o.
 func (a *app) mux(srv *realtime.Server, o realtime.Options) *http.ServeMux {
+	return a.debugMux(srv, o, nil)
+}
+
+// debugMux is mux with /agent and the conversations' topics observed and
+// inspected by d (nil: not).
+func (a *app) debugMux(srv *realtime.Server, o realtime.Options, d *serve.Debug) *http.ServeMux {
 	mux := http.NewServeMux()
-	a.route = srv.Route(a.agent.handler(), &o)
+	d.Topics("conversations", a.agent.topics)
+	a.route = d.Route(srv, "/agent", a.agent.handler(), &o)
 	mux.Handle("/agent", a.route)
 	mux.Handle(rtjs.Path, rtjs.Handler())
 	mux.Handle("GET /{$}", serve.Page(page))
@@ -100,7 +108,12 @@ func (a *app) mux(srv *realtime.Server, o realtime.Options) *http.ServeMux {
 // still running. o is the route's options: transports.Messaging, WebSocket
 // first, then SSE and long-polling.
 func run(ctx context.Context, addr string, a *app, o realtime.Options, ready func(url string)) error {
+	return runDebug(ctx, addr, a, o, nil, ready)
+}
+
+// runDebug is run with the metrics and inspector of d (nil: none).
+func runDebug(ctx context.Context, addr string, a *app, o realtime.Options, d *serve.Debug, ready func(url string)) error {
 	defer a.close()
 	var srv realtime.Server
-	return serve.Run(ctx, addr, &srv, a.mux(&srv, o), ready)
+	return serve.RunDebug(ctx, addr, &srv, a.debugMux(&srv, o, d), d, ready)
 }

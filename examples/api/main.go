@@ -32,15 +32,19 @@ var page []byte
 
 func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
+	debug := serve.DebugFlag()
 	flag.Parse()
-	serve.Main("api", func(ctx context.Context, ready func(string)) error { return run(ctx, *addr, ready) })
+	serve.Main("api", func(ctx context.Context, ready func(string)) error { return runDebug(ctx, *addr, debug, ready) })
 }
 
 // newMux returns the example's routes, owned by srv: the page and /calc.
-func newMux(srv *realtime.Server) *http.ServeMux {
+func newMux(srv *realtime.Server) *http.ServeMux { return debugMux(srv, nil) }
+
+// debugMux is newMux with /calc observed and inspected by d (nil: not).
+func debugMux(srv *realtime.Server, d *serve.Debug) *http.ServeMux {
 	o := transports.RequestResponse
 	mux := http.NewServeMux()
-	mux.Handle("/calc", srv.Route(calculator, &o))
+	mux.Handle("/calc", d.Route(srv, "/calc", calculator, &o))
 	mux.Handle("GET /{$}", serve.Page(page))
 	return mux
 }
@@ -48,6 +52,11 @@ func newMux(srv *realtime.Server) *http.ServeMux {
 // run serves until ctx ends, then lets running requests finish, at most
 // five seconds.
 func run(ctx context.Context, addr string, ready func(url string)) error {
+	return runDebug(ctx, addr, nil, ready)
+}
+
+// runDebug is run with the metrics and inspector of d (nil: none).
+func runDebug(ctx context.Context, addr string, d *serve.Debug, ready func(url string)) error {
 	var rt realtime.Server
-	return serve.Run(ctx, addr, &rt, newMux(&rt), ready)
+	return serve.RunDebug(ctx, addr, &rt, debugMux(&rt, d), d, ready)
 }

@@ -3,6 +3,9 @@
 // request/response, with a page at / to try each.
 //
 //	go run ./examples/echo -addr localhost:8080
+//
+// With -debug-addr localhost:9090 it also serves Prometheus metrics at
+// /metrics and the inspector at /debug/rtkit/ on that address.
 package main
 
 import (
@@ -24,8 +27,9 @@ var page []byte
 
 func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
+	debug := serve.DebugFlag()
 	flag.Parse()
-	serve.Main("echo", func(ctx context.Context, ready func(string)) error { return run(ctx, *addr, ready) })
+	serve.Main("echo", func(ctx context.Context, ready func(string)) error { return runDebug(ctx, *addr, debug, ready) })
 }
 
 // options serves /echo over every transport; the page picks one.
@@ -39,9 +43,13 @@ var options = realtime.Options{
 }
 
 // newMux returns the example's routes, owned by srv.
-func newMux(srv *realtime.Server) *http.ServeMux {
+func newMux(srv *realtime.Server) *http.ServeMux { return debugMux(srv, nil) }
+
+// debugMux is newMux with the routes observed and inspected by d (nil:
+// not).
+func debugMux(srv *realtime.Server, d *serve.Debug) *http.ServeMux {
 	mux := http.NewServeMux()
-	mux.Handle("/echo", srv.Route(newEcho(echoAgent), &options))
+	mux.Handle("/echo", d.Route(srv, "/echo", newEcho(echoAgent), &options))
 	mux.Handle(rtjs.Path, rtjs.Handler()) // the browser client, for the page's last choice
 	mux.Handle("GET /{$}", serve.Page(page))
 	return mux
@@ -50,6 +58,11 @@ func newMux(srv *realtime.Server) *http.ServeMux {
 // run serves until ctx ends, then closes every connection with "going away"
 // and waits for the handlers, at most five seconds.
 func run(ctx context.Context, addr string, ready func(url string)) error {
+	return runDebug(ctx, addr, nil, ready)
+}
+
+// runDebug is run with the metrics and inspector of d (nil: none).
+func runDebug(ctx context.Context, addr string, d *serve.Debug, ready func(url string)) error {
 	var rt realtime.Server
-	return serve.Run(ctx, addr, &rt, newMux(&rt), ready)
+	return serve.RunDebug(ctx, addr, &rt, debugMux(&rt, d), d, ready)
 }

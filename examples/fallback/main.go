@@ -43,15 +43,20 @@ func main() {
 	flag.StringVar(&cfg.addr, "addr", "localhost:8080", "address to listen on")
 	flag.BoolVar(&cfg.blockUpgrades, "block-upgrades", false, "refuse WebSocket upgrades with 403, as some proxies do")
 	flag.BoolVar(&cfg.bufferStreams, "buffer-streams", false, "buffer SSE responses until they end, as some proxies do")
+	debug := serve.DebugFlag()
 	flag.Parse()
-	serve.Main("fallback", func(ctx context.Context, ready func(string)) error { return run(ctx, cfg, ready) })
+	serve.Main("fallback", func(ctx context.Context, ready func(string)) error { return runDebug(ctx, cfg, debug, ready) })
 }
 
 // newMux returns the example's routes, owned by srv: the page, the browser
 // client and /echo behind the middleware cfg asks for.
-func newMux(srv *realtime.Server, cfg config) *http.ServeMux {
+func newMux(srv *realtime.Server, cfg config) *http.ServeMux { return debugMux(srv, cfg, nil) }
+
+// debugMux is newMux with /echo observed and inspected by d (nil: not):
+// its metrics count the transport each client ended up on.
+func debugMux(srv *realtime.Server, cfg config, d *serve.Debug) *http.ServeMux {
 	o := transports.Messaging // WebSocket, then SSE, then long-polling
-	var echo http.Handler = srv.Route(newEcho(echoAgent), &o)
+	var echo http.Handler = d.Route(srv, "/echo", newEcho(echoAgent), &o)
 	if cfg.bufferStreams {
 		echo = bufferStreams(echo)
 	}
@@ -68,6 +73,11 @@ func newMux(srv *realtime.Server, cfg config) *http.ServeMux {
 // run serves until ctx ends, then closes every connection with "going away"
 // and waits for the handlers, at most five seconds.
 func run(ctx context.Context, cfg config, ready func(url string)) error {
+	return runDebug(ctx, cfg, nil, ready)
+}
+
+// runDebug is run with the metrics and inspector of d (nil: none).
+func runDebug(ctx context.Context, cfg config, d *serve.Debug, ready func(url string)) error {
 	var rt realtime.Server
-	return serve.Run(ctx, cfg.addr, &rt, newMux(&rt, cfg), ready)
+	return serve.RunDebug(ctx, cfg.addr, &rt, debugMux(&rt, cfg, d), d, ready)
 }

@@ -34,8 +34,9 @@ var page []byte
 func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
 	every := flag.Duration("every", time.Second, "time between two samples")
+	debug := serve.DebugFlag()
 	flag.Parse()
-	serve.Main("metrics", func(ctx context.Context, ready func(string)) error { return run(ctx, *addr, *every, ready) })
+	serve.Main("metrics", func(ctx context.Context, ready func(string)) error { return runDebug(ctx, *addr, *every, debug, ready) })
 }
 
 // history is how many samples a new dashboard receives first.
@@ -43,10 +44,16 @@ const history = 60
 
 // newMux returns the example's routes, owned by srv: the page, the browser
 // client and /metrics, where dashboards subscribe to ts.
-func newMux(srv *realtime.Server, ts *topics.Topics) *http.ServeMux {
+func newMux(srv *realtime.Server, ts *topics.Topics) *http.ServeMux { return debugMux(srv, ts, nil) }
+
+// debugMux is newMux with the dashboard route and its topics observed and
+// inspected by d (nil: not). d serves Prometheus' /metrics on its own
+// address, so the two never meet.
+func debugMux(srv *realtime.Server, ts *topics.Topics, d *serve.Debug) *http.ServeMux {
 	o := transports.Dashboard // SSE first; the oldest update is dropped for a slow screen
+	d.Topics("samples", ts)
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", srv.Route(newDashboard(ts), &o))
+	mux.Handle("/metrics", d.Route(srv, "/metrics", newDashboard(ts), &o))
 	mux.Handle(rtjs.Path, rtjs.Handler())
 	mux.Handle("GET /{$}", serve.Page(page))
 	return mux
@@ -56,6 +63,11 @@ func newMux(srv *realtime.Server, ts *topics.Topics) *http.ServeMux {
 // every connection with "going away" and waits for the handlers, at most
 // five seconds.
 func run(ctx context.Context, addr string, every time.Duration, ready func(url string)) error {
+	return runDebug(ctx, addr, every, nil, ready)
+}
+
+// runDebug is run with the metrics and inspector of d (nil: none).
+func runDebug(ctx context.Context, addr string, every time.Duration, d *serve.Debug, ready func(url string)) error {
 	ts := topics.New(topics.NewMemoryBroker(&topics.MemoryOptions{History: history}))
 	// The one publisher, owned by run: it stops when run returns (ctx
 	// ended, or the server failed), and run waits for it.
@@ -65,5 +77,5 @@ func run(ctx context.Context, addr string, every time.Duration, ready func(url s
 	defer stopPublisher()
 	wg.Go(func() { publish(pctx, ts, every, newSampler()) })
 	var rt realtime.Server
-	return serve.Run(ctx, addr, &rt, newMux(&rt, ts), ready)
+	return serve.RunDebug(ctx, addr, &rt, debugMux(&rt, ts, d), d, ready)
 }

@@ -31,16 +31,23 @@ var page []byte
 func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
 	every := flag.Duration("every", defaultEvery, "time between two notifications")
+	debug := serve.DebugFlag()
 	flag.Parse()
-	serve.Main("notifications", func(ctx context.Context, ready func(string)) error { return run(ctx, *addr, *every, ready) })
+	serve.Main("notifications", func(ctx context.Context, ready func(string)) error { return runDebug(ctx, *addr, *every, debug, ready) })
 }
 
 // newMux returns the example's routes, owned by srv: the page, the browser
 // client and /notifications.
 func newMux(srv *realtime.Server, every time.Duration) *http.ServeMux {
+	return debugMux(srv, every, nil)
+}
+
+// debugMux is newMux with /notifications observed and inspected by d
+// (nil: not).
+func debugMux(srv *realtime.Server, every time.Duration, d *serve.Debug) *http.ServeMux {
 	o := transports.Dashboard // SSE first; copy the preset before changing it
 	mux := http.NewServeMux()
-	mux.Handle("/notifications", srv.Route(newNotifier(every, time.Now), &o))
+	mux.Handle("/notifications", d.Route(srv, "/notifications", newNotifier(every, time.Now), &o))
 	mux.Handle(rtjs.Path, rtjs.Handler())
 	mux.Handle("GET /{$}", serve.Page(page))
 	return mux
@@ -49,6 +56,11 @@ func newMux(srv *realtime.Server, every time.Duration) *http.ServeMux {
 // run serves until ctx ends, then closes every connection with "going away"
 // and waits for the handlers, at most five seconds.
 func run(ctx context.Context, addr string, every time.Duration, ready func(url string)) error {
+	return runDebug(ctx, addr, every, nil, ready)
+}
+
+// runDebug is run with the metrics and inspector of d (nil: none).
+func runDebug(ctx context.Context, addr string, every time.Duration, d *serve.Debug, ready func(url string)) error {
 	var rt realtime.Server
-	return serve.Run(ctx, addr, &rt, newMux(&rt, every), ready)
+	return serve.RunDebug(ctx, addr, &rt, debugMux(&rt, every, d), d, ready)
 }
