@@ -65,8 +65,8 @@ func TestConformance(t *testing.T) {
 		}
 		sub.Close()
 	}
-	if n, _ := js.AccountInfo(ctx); n.Streams != 1 { // the presence bucket
-		t.Fatalf("History/Subscribe created streams: %d", n.Streams)
+	if n, _ := js.AccountInfo(ctx); n.Streams != 2 { // the topics and the presence bucket
+		t.Fatalf("streams after History/Subscribe: %d", n.Streams)
 	}
 
 	// Live deliveries, to compare with what Publish returned.
@@ -120,6 +120,11 @@ func TestConformance(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("live deliveries missing: got %v", next)
 		}
+	}
+
+	// However many topics, two streams.
+	if n, _ := js.AccountInfo(ctx); n.Streams != 2 {
+		t.Fatalf("streams after publishing to %d topics: %d", len(topicNames), n.Streams)
 	}
 
 	// History answers exactly as the memory broker's.

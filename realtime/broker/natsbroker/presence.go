@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,7 +28,7 @@ func (b *Broker) ensureBucket(ctx context.Context) error {
 		Replicas:    b.o.Replicas,
 	}
 	if b.o.PresenceTTL > 0 {
-		cfg.TTL = b.o.PresenceTTL
+		cfg.TTL = 3 * b.o.PresenceTTL // a backstop; see the package doc
 	}
 	kv, err := b.js.CreateOrUpdateKeyValue(ctx, cfg)
 	if err != nil {
@@ -175,6 +176,61 @@ func (b *Broker) DeleteMember(ctx context.Context, topic, id string) error {
 	return nil
 }
 
+// stale reports whether a presence value was written more than
+// PresenceTTL ago, by the server's timestamp.
+func (b *Broker) stale(h nats.Header) bool {
+	if b.o.PresenceTTL <= 0 {
+		return false
+	}
+	ts, err := time.Parse(time.RFC3339Nano, h.Get(jetstream.TimeStampHeaer))
+	return err == nil && time.Since(ts) > b.o.PresenceTTL
+}
+
+// PresenceTTL is Options.PresenceTTL (topics.PresenceExpirer).
+func (b *Broker) PresenceTTL() time.Duration { return b.o.PresenceTTL }
+
+// ExpireMembers deletes topic's members that were not refreshed for
+// PresenceTTL and returns them (topics.PresenceExpirer). Each delete is a
+// compare-and-set on the revision read, so of the nodes that expire a
+// member at once, one returns it; a member refreshed meanwhile stays.
+func (b *Broker) ExpireMembers(ctx context.Context, topic string) ([]topics.Member, error) {
+	if b.isClosed() {
+		return nil, topics.ErrBrokerClosed
+	}
+	if b.o.PresenceTTL <= 0 {
+		return nil, nil
+	}
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	prefix := "$KV." + b.bucket() + "."
+	r := directGet{Seq: 1, NextFor: prefix + token(topic) + ".*", Batch: maxBatch}
+	var out []topics.Member
+	for {
+		bt, err := b.directBatch(ctx, "KV_"+b.bucket(), r)
+		if err != nil {
+			return out, fmt.Errorf("natsbroker: expiring members of %q: %w", topic, err)
+		}
+		for i, e := range bt.entries {
+			h := bt.headers[i]
+			if h.Get("KV-Operation") != "" || !b.stale(h) {
+				continue
+			}
+			var m topics.Member
+			if json.Unmarshal(e.Data, &m) != nil {
+				continue
+			}
+			key := strings.TrimPrefix(h.Get(jetstream.SubjectHeader), prefix)
+			if err := b.kv.Delete(ctx, key, jetstream.LastRevision(e.Seq)); err == nil {
+				out = append(out, m)
+			}
+		}
+		if len(bt.entries) == 0 || bt.last <= bt.entries[len(bt.entries)-1].Seq {
+			return out, nil
+		}
+		r.Seq = bt.entries[len(bt.entries)-1].Seq + 1
+	}
+}
+
 // Members lists topic's members, on every node. It reads the topic's
 // keys from the bucket's stream with batched direct gets (the bucket keeps
 // one revision per key, so each key's message is its value or its delete
@@ -194,8 +250,8 @@ func (b *Broker) Members(ctx context.Context, topic string) ([]topics.Member, er
 			return nil, fmt.Errorf("natsbroker: members of %q: %w", topic, err)
 		}
 		for i, e := range bt.entries {
-			if bt.headers[i].Get("KV-Operation") != "" {
-				continue // deleted
+			if bt.headers[i].Get("KV-Operation") != "" || b.stale(bt.headers[i]) {
+				continue // deleted, or expired
 			}
 			var m topics.Member
 			if err := json.Unmarshal(e.Data, &m); err == nil {
