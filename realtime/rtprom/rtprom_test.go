@@ -1,6 +1,7 @@
 package rtprom_test
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/internal/observetest"
 	"github.com/rtkit/rtkit/realtime/rtprom"
+	"github.com/rtkit/rtkit/realtime/topics"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -290,4 +292,24 @@ func TestNewTwice(t *testing.T) {
 	if _, err := rtprom.New(reg, &rtprom.Options{Namespace: "other"}); err != nil {
 		t.Fatalf("another namespace: %v", err)
 	}
+}
+
+// Broker calls through topics.Observe are timed by op, their failures
+// counted.
+func TestBrokerCalls(t *testing.T) {
+	obs, m := newObserver(t)
+	mem := topics.NewMemoryBroker(nil)
+	b := topics.Observe(mem, obs)
+	ctx := context.Background()
+	b.Publish(ctx, "t", realtime.Text("x"))
+	b.History(ctx, "t", 0, 0)
+	mem.Close()
+	b.Publish(ctx, "t", realtime.Text("y"))
+	m.gather()
+	m.want([]want{
+		{"rtkit_broker_duration_seconds", []string{"op", "publish"}, 2, false},
+		{"rtkit_broker_duration_seconds", []string{"op", "history"}, 1, false},
+		{"rtkit_broker_errors_total", []string{"op", "publish"}, 1, false},
+		{"rtkit_broker_errors_total", []string{"op", "history"}, 0, false},
+	})
 }
