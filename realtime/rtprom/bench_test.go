@@ -281,3 +281,42 @@ func median(xs []float64) float64 {
 	}
 	return (xs[n/2-1] + xs[n/2]) / 2
 }
+
+// BenchmarkObserve measures one Observe call of the events on a
+// connection's data path (a message received, a batch written), from
+// one goroutine and from every P at once (contending for the same
+// series, as the connections of one route do), against a registry: what the hook adds per message,
+// to be set against an echo's CPU time (BenchmarkHook's unset-cpu-ns/op).
+//
+//	go test -run XXX -bench Observe ./realtime/rtprom/
+func BenchmarkObserve(b *testing.B) {
+	obs, err := rtprom.New(prometheus.NewRegistry(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range []realtime.Event{
+		{Kind: realtime.EventReceive, Route: "/chat", Transport: realtime.WebSocket, Bytes: 64},
+		{Kind: realtime.EventSend, Route: "/chat", Transport: realtime.WebSocket, N: 1, Bytes: 64},
+	} {
+		for _, parallel := range []bool{false, true} {
+			name := e.Kind.String()
+			if parallel {
+				name += "/parallel"
+			}
+			b.Run(name, func(b *testing.B) {
+				b.ReportAllocs()
+				if parallel {
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							obs.Observe(e)
+						}
+					})
+					return
+				}
+				for range b.N {
+					obs.Observe(e)
+				}
+			})
+		}
+	}
+}
