@@ -27,16 +27,35 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
 // setMembersScript records members. ARGV: ttl in ms (<= 0: never
-// expires), then id, info pairs.
+// expires), the keys' TTL in ms (0: none), then id, info pairs.
 var setMembersScript = redis.NewScript(scriptNow + `
 local ttl = tonumber(ARGV[1])
 local exp = '+inf'
 if ttl > 0 then exp = string.format('%d', now + ttl) end
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1])
   redis.call('ZADD', KEYS[2], exp, ARGV[i])
 end
-return (#ARGV - 1) / 2
+if tonumber(ARGV[2]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+return (#ARGV - 2) / 2
+`)
+
+// expireMembersScript removes the expired members and returns them as
+// id, info pairs: of the nodes that run it at once, one gets each.
+var expireMembersScript = redis.NewScript(scriptNow + `
+local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+local out = {}
+for _, id in ipairs(dead) do
+  local info = redis.call('HGET', KEYS[1], id)
+  out[#out+1] = id
+  out[#out+1] = info or ''
+  redis.call('HDEL', KEYS[1], id)
+end
+if #dead > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now) end
+return out
 `)
 
 // deleteMemberScript removes a member. ARGV: id.
@@ -45,13 +64,19 @@ redis.call('HDEL', KEYS[1], ARGV[1])
 return redis.call('ZREM', KEYS[2], ARGV[1])
 `)
 
-// membersScript drops the expired members and lists the others as id,
-// info pairs.
+// membersScript lists the members that have not expired as id, info
+// pairs; the expired ones stay for ExpireMembers to hand out.
 var membersScript = redis.NewScript(scriptNow + `
-local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
-for _, id in ipairs(dead) do redis.call('HDEL', KEYS[1], id) end
-if #dead > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now) end
-return redis.call('HGETALL', KEYS[1])
+local live = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')
+local out = {}
+for _, id in ipairs(live) do
+  local info = redis.call('HGET', KEYS[1], id)
+  if info then
+    out[#out+1] = id
+    out[#out+1] = info
+  end
+end
+return out
 `)
 
 func (b *Broker) memberKeys(topic string) []string {
@@ -63,6 +88,48 @@ func (b *Broker) ttlMillis() int64 {
 		return 0
 	}
 	return b.memberTTL.Milliseconds()
+}
+
+// keysTTLMillis is the TTL of a topic's presence keys: 3 MemberTTL, so
+// that expired members stay for ExpireMembers a while, or Retention when
+// members never expire.
+func (b *Broker) keysTTLMillis() int64 {
+	if b.memberTTL > 0 {
+		return 3 * b.memberTTL.Milliseconds()
+	}
+	return b.retentionMillis()
+}
+
+// PresenceTTL is Options.MemberTTL (topics.PresenceExpirer).
+func (b *Broker) PresenceTTL() time.Duration { return b.memberTTL }
+
+// ExpireMembers removes topic's members whose node stopped refreshing them
+// for MemberTTL and returns them (topics.PresenceExpirer); one script, so
+// one caller gets each.
+func (b *Broker) ExpireMembers(ctx context.Context, topic string) ([]topics.Member, error) {
+	if b.isClosed() {
+		return nil, topics.ErrBrokerClosed
+	}
+	if b.memberTTL <= 0 {
+		return nil, nil
+	}
+	kv, err := expireMembersScript.Run(ctx, b.c, b.memberKeys(topic)).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("redisbroker: expiring members of %q: %w", topic, err)
+	}
+	return membersOf(kv), nil
+}
+
+func membersOf(kv []string) []topics.Member {
+	out := make([]topics.Member, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		m := topics.Member{ID: kv[i]}
+		if kv[i+1] != "" {
+			m.Info = json.RawMessage(kv[i+1])
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // SetMember records m as present in topic, on every node. With a
@@ -81,7 +148,7 @@ func (b *Broker) SetMember(ctx context.Context, topic string, m topics.Member) e
 	}
 	b.members[topic][m.ID] = localMember{info: m.Info, version: b.version}
 	b.pmu.Unlock()
-	err := setMembersScript.Run(ctx, b.c, b.memberKeys(topic), b.ttlMillis(), m.ID, []byte(m.Info)).Err()
+	err := setMembersScript.Run(ctx, b.c, b.memberKeys(topic), b.ttlMillis(), b.keysTTLMillis(), m.ID, []byte(m.Info)).Err()
 	if err != nil {
 		return fmt.Errorf("redisbroker: set member of %q: %w", topic, err)
 	}
@@ -119,15 +186,7 @@ func (b *Broker) Members(ctx context.Context, topic string) ([]topics.Member, er
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: members of %q: %w", topic, err)
 	}
-	out := make([]topics.Member, 0, len(kv)/2)
-	for i := 0; i+1 < len(kv); i += 2 {
-		m := topics.Member{ID: kv[i]}
-		if kv[i+1] != "" {
-			m.Info = json.RawMessage(kv[i+1])
-		}
-		out = append(out, m)
-	}
-	return out, nil
+	return membersOf(kv), nil
 }
 
 // refreshMembers pushes the expiry of this broker's members forward every
@@ -164,7 +223,7 @@ func (b *Broker) refreshOnce(ctx context.Context) error {
 	var snap []snapMember
 	args := map[string][]any{}
 	for topic, ms := range b.members {
-		a := []any{b.ttlMillis()}
+		a := []any{b.ttlMillis(), b.keysTTLMillis()}
 		for id, m := range ms {
 			a = append(a, id, []byte(m.info))
 			snap = append(snap, snapMember{topic, id, m.version})
@@ -196,7 +255,7 @@ func (b *Broker) refreshOnce(ctx context.Context) error {
 				err = e
 			}
 		case m.version != s.version:
-			if e := setMembersScript.Run(ctx, b.c, b.memberKeys(s.topic), b.ttlMillis(), s.id, []byte(m.info)).Err(); e != nil && err == nil {
+			if e := setMembersScript.Run(ctx, b.c, b.memberKeys(s.topic), b.ttlMillis(), b.keysTTLMillis(), s.id, []byte(m.info)).Err(); e != nil && err == nil {
 				err = e
 			}
 		}

@@ -16,6 +16,27 @@
 // counter, appends the message to the stream (trimmed exactly to
 // Options.History entries) and publishes it, atomically, so sequence
 // numbers are contiguous per topic and history and live delivery agree.
+// (A topic that is empty or starts with '}' or '~' gets a '~' before it in
+// the tag, so that the tag is never empty.)
+//
+// # Ageing
+//
+// Every key has a TTL, pushed forward whenever it is used, so the keys of
+// idle topics leave Redis by themselves and the memory held stays bounded
+// by the topics in use: seq and h expire Options.Retention (24 hours by
+// default) after the topic's last Publish or Subscribe (the topic then
+// starts again at 1, which topics.Topics tells its subscribers as a gap
+// after 0); members and alive expire 3 MemberTTL after the last member
+// change or refresh (Retention when members never expire).
+//
+// # Leaves of crashed nodes
+//
+// A node's broker refreshes its members every MemberTTL/3. ExpireMembers
+// (topics.PresenceExpirer) removes the members whose expiry passed, by
+// the server's clock, in one script, and returns them: one caller gets
+// each. topics.Topics calls it for its topics every MemberTTL/2 and
+// publishes their leaves, so the members of a node that died leave within
+// 2 MemberTTL.
 //
 // # Outages
 //
@@ -50,17 +71,17 @@
 //
 // # Limitations
 //
-// A topic's keys never expire: its counter and history stay until deleted
-// by hand. Members of a crashed node vanish from Members after MemberTTL,
-// but no leave message is published for them. A relay request published
-// just as its node stops serving is lost and waits for its context.
+// A relay request published just as its node stops serving is lost and
+// waits for its context.
 //
 // # Cluster
 //
 // A topic's keys share a slot, so the scripts and transactions work on
-// Redis Cluster (topic names must then not be empty or start with '}', or
-// the hash tag is empty). Pub/sub uses PUBLISH, which a cluster forwards to
-// every node. As a cluster's PUBLISH counts only the receivers on the node
+// Redis Cluster; the scripts touch one topic's keys each, and pipelines
+// over many topics are split by slot by the cluster client. Pub/sub uses
+// PUBLISH, which a cluster forwards to every node. The tests run the
+// broker on a three-master cluster of real redis-server processes
+// (TestCluster). As a cluster's PUBLISH counts only the receivers on the node
 // that took it, Relay.Request over a *redis.ClusterClient cannot tell that
 // a node is unknown: it waits for its context instead of returning
 // realtime.ErrUnknownNode.
@@ -95,6 +116,10 @@ type Options struct {
 	// trimmed exactly, see Publish). Zero or less means
 	// topics.DefaultHistory.
 	History int
+	// Retention is how long a topic's counter and history stay in Redis
+	// after its last Publish or Subscribe (their keys' TTL). Zero means 24
+	// hours; negative keeps them until deleted.
+	Retention time.Duration
 	// MemberTTL is how long a presence member that this broker set stays
 	// listed once the broker stops refreshing it, which happens when its
 	// process dies or loses Redis: stale members of a crashed node vanish
@@ -115,6 +140,7 @@ type Options struct {
 // Defaults of Options.
 const (
 	DefaultPrefix       = "rtkit"
+	DefaultRetention    = 24 * time.Hour
 	DefaultMemberTTL    = 30 * time.Second
 	DefaultPingInterval = 15 * time.Second
 )
@@ -125,6 +151,7 @@ type Broker struct {
 	c         redis.UniversalClient
 	prefix    string
 	history   int
+	retention time.Duration
 	memberTTL time.Duration
 	ping      time.Duration
 	logger    *slog.Logger
@@ -150,9 +177,10 @@ type Broker struct {
 }
 
 var (
-	_ topics.Broker        = (*Broker)(nil)
-	_ topics.PresenceStore = (*Broker)(nil)
-	_ realtime.Relay       = (*Broker)(nil)
+	_ topics.Broker          = (*Broker)(nil)
+	_ topics.PresenceStore   = (*Broker)(nil)
+	_ topics.PresenceExpirer = (*Broker)(nil)
+	_ realtime.Relay         = (*Broker)(nil)
 )
 
 // New returns a broker on client, which it uses but does not own: close
@@ -171,6 +199,9 @@ func New(client redis.UniversalClient, o *Options) (*Broker, error) {
 	if opts.History <= 0 {
 		opts.History = topics.DefaultHistory
 	}
+	if opts.Retention == 0 {
+		opts.Retention = DefaultRetention
+	}
 	if opts.MemberTTL == 0 {
 		opts.MemberTTL = DefaultMemberTTL
 	}
@@ -186,6 +217,7 @@ func New(client redis.UniversalClient, o *Options) (*Broker, error) {
 		c:         client,
 		prefix:    opts.Prefix,
 		history:   opts.History,
+		retention: opts.Retention,
 		memberTTL: opts.MemberTTL,
 		ping:      opts.PingInterval,
 		logger:    opts.Logger,
@@ -205,7 +237,25 @@ func New(client redis.UniversalClient, o *Options) (*Broker, error) {
 }
 
 func (b *Broker) key(topic, kind string) string {
-	return b.prefix + ":{" + topic + "}:" + kind
+	return b.prefix + ":{" + tag(topic) + "}:" + kind
+}
+
+// tag is topic as its keys' hash tag: never empty, and never cut short
+// at its start. Topics starting with '~' get one more, so no two topics
+// share a tag.
+func tag(topic string) string {
+	if topic == "" || topic[0] == '}' || topic[0] == '~' {
+		return "~" + topic
+	}
+	return topic
+}
+
+// retentionMillis is the TTL of a topic's counter and history, 0 for none.
+func (b *Broker) retentionMillis() int64 {
+	if b.retention <= 0 {
+		return 0
+	}
+	return b.retention.Milliseconds()
 }
 
 func (b *Broker) isClosed() bool {
@@ -218,7 +268,8 @@ func (b *Broker) isClosed() bool {
 }
 
 // publishScript appends a message to a topic and publishes it.
-// KEYS: seq, history, live channel. ARGV: history size, type, data.
+// KEYS: seq, history, live channel. ARGV: history size, type, data, TTL
+// in ms of seq and history (0: none).
 //
 // The stream is trimmed exactly (MAXLEN n, not ~ n): it then keeps the
 // same messages as the memory broker, and History reports a gap exactly
@@ -240,6 +291,10 @@ if type(ok) == 'table' and ok.err then
   redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[1], string.format('0-%d', seq), 't', ARGV[2], 'd', ARGV[3])
 end
 redis.call('PUBLISH', KEYS[3], string.format('%d %s ', seq, ARGV[2]) .. ARGV[3])
+if tonumber(ARGV[4]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+end
 return seq
 `)
 
@@ -252,7 +307,7 @@ func (b *Broker) Publish(ctx context.Context, topic string, m realtime.Message) 
 		return 0, topics.ErrBrokerClosed
 	}
 	keys := []string{b.key(topic, "seq"), b.key(topic, "h"), b.key(topic, "live")}
-	seq, err := publishScript.Run(ctx, b.c, keys, b.history, int(m.Type), m.Data).Uint64()
+	seq, err := publishScript.Run(ctx, b.c, keys, b.history, int(m.Type), m.Data, b.retentionMillis()).Uint64()
 	if err != nil {
 		return 0, fmt.Errorf("redisbroker: publish to %q: %w", topic, err)
 	}

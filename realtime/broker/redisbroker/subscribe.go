@@ -210,7 +210,20 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, deliver func(topic
 	// Where the topic stands now: the start for resyncs. Messages
 	// published since the subscription was confirmed and up to here are
 	// published before Subscribe returns, and are skipped.
-	last, err := b.c.Get(ctx, b.key(topic, "seq")).Uint64()
+	// Subscribing counts as use: the topic's keys live on (see Ageing).
+	var get *redis.StringCmd
+	_, err = b.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, b.key(topic, "seq"))
+		if ms := b.retentionMillis(); ms > 0 {
+			p.PExpire(ctx, b.key(topic, "seq"), time.Duration(ms)*time.Millisecond)
+			p.PExpire(ctx, b.key(topic, "h"), time.Duration(ms)*time.Millisecond)
+		}
+		return nil
+	})
+	last, gerr := get.Uint64()
+	if err == nil || errors.Is(err, redis.Nil) {
+		err = gerr
+	}
 	if err != nil && !errors.Is(err, redis.Nil) {
 		l.close()
 		return nil, fmt.Errorf("redisbroker: subscribe to %q: %w", topic, err)
