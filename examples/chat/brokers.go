@@ -12,12 +12,12 @@ import (
 // openNATS connects to a NATS server with JetStream. The client does not
 // buffer publishes while disconnected (ReconnectBufSize -1): a message
 // either reaches the server or its sender hears an error.
-func openNATS(url string) (topics.Broker, func(), error) {
+func openNATS(url string, s settings) (topics.Broker, func(), error) {
 	nc, err := nats.Connect(url, nats.Name("rtkit chat"), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1))
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := natsbroker.New(nc, nil)
+	b, err := natsbroker.New(nc, &natsbroker.Options{History: s.history, PresenceTTL: s.presenceTTL})
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
@@ -26,13 +26,13 @@ func openNATS(url string) (topics.Broker, func(), error) {
 }
 
 // openRedis connects to a Redis server.
-func openRedis(url string) (topics.Broker, func(), error) {
+func openRedis(url string, s settings) (topics.Broker, func(), error) {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, nil, err
 	}
 	client := redis.NewClient(opt)
-	b, err := redisbroker.New(client, nil)
+	b, err := redisbroker.New(client, &redisbroker.Options{History: s.history, MemberTTL: s.presenceTTL})
 	if err != nil {
 		client.Close()
 		return nil, nil, err

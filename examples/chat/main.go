@@ -42,6 +42,7 @@ import (
 	"flag"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/rtkit/rtkit/examples/internal/serve"
 	"github.com/rtkit/rtkit/realtime"
@@ -57,10 +58,26 @@ func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
 	brokerURL := flag.String("broker", os.Getenv("RTKIT_BROKER"), "memory (default), nats://host:port or redis://host:port; also $RTKIT_BROKER")
 	debug := serve.DebugFlag()
+	flag.IntVar(&tuning.history, "history", 0, "messages kept per room (0: the broker's default, 1024)")
+	flag.DurationVar(&tuning.presenceTTL, "presence-ttl", 0, "how long a crashed node's members stay before the other nodes announce their leave (0: the broker's default)")
+	flag.DurationVar(&tuning.resumeWindow, "resume-window", 0, "how long a dropped SSE or long-poll session waits for its client (0: 30s)")
+	flag.DurationVar(&tuning.pingInterval, "ping-interval", 0, "how often idle peers are pinged, and how long they have to answer (0: 25s and 10s)")
 	flag.Parse()
 	serve.Main("chat", func(ctx context.Context, ready func(string)) error {
 		return runDebug(ctx, *addr, *brokerURL, debug, ready)
 	})
+}
+
+// tuning is what the -history, -presence-ttl, -resume-window and
+// -ping-interval flags set;
+// the zero value means the defaults.
+var tuning settings
+
+type settings struct {
+	history      int
+	presenceTTL  time.Duration
+	resumeWindow time.Duration
+	pingInterval time.Duration
 }
 
 // run serves the chat until ctx ends, then closes every connection with
@@ -71,7 +88,7 @@ func run(ctx context.Context, addr, brokerURL string, ready func(url string)) er
 
 // runDebug is run with the metrics and inspector of d (nil: none).
 func runDebug(ctx context.Context, addr, brokerURL string, d *serve.Debug, ready func(url string)) error {
-	broker, closeBroker, err := openBroker(brokerURL)
+	broker, closeBroker, err := openBroker(brokerURL, tuning)
 	if err != nil {
 		return err
 	}
@@ -90,6 +107,8 @@ func newMux(srv *realtime.Server, broker topics.Broker, a *auth) *http.ServeMux 
 func debugMux(srv *realtime.Server, broker topics.Broker, a *auth, d *serve.Debug) *http.ServeMux {
 	o := transports.Messaging // WebSocket, then SSE, then long-polling
 	o.Identity = identity     // a session token works only for its user
+	o.ResumeWindow = tuning.resumeWindow
+	o.PingInterval, o.PongTimeout = tuning.pingInterval, tuning.pingInterval
 	if relay, ok := broker.(realtime.Relay); ok {
 		o.Relay = relay
 	}
