@@ -22,8 +22,8 @@ import (
 // heartbeatConn is a conn whose client speaks the rtkit subprotocol.
 //
 // Writes: the core's Write and the heartbeat both write data frames, which
-// gorilla allows one at a time; wmu orders them. A heartbeat that finds a
-// write in progress is not needed (the peer is hearing from us) and skips.
+// gorilla allows one at a time; wmu orders them. A heartbeat waits for a
+// write in progress, and is not sent if another write started meanwhile.
 type heartbeatConn struct {
 	*conn
 	wmu  sync.Mutex
@@ -56,9 +56,8 @@ var _ wire.Reader = (*heartbeatConn)(nil)
 func (h *heartbeatConn) Write(msgs []realtime.Message) error {
 	h.wmu.Lock()
 	defer h.wmu.Unlock()
-	err := h.conn.Write(msgs)
 	h.last.Store(h.opts.Clock.Now().UnixNano())
-	return err
+	return h.conn.Write(msgs)
 }
 
 // tick sends a heartbeat if nothing was written for PingInterval, and
@@ -76,8 +75,8 @@ func (h *heartbeatConn) tick() {
 	next := h.opts.PingInterval
 	if idle := time.Duration(h.opts.Clock.Now().UnixNano() - h.last.Load()); idle < next {
 		next -= idle
-	} else {
-		h.write()
+	} else if !h.write() {
+		next -= time.Duration(h.opts.Clock.Now().UnixNano() - h.last.Load())
 	}
 	h.mu.Lock()
 	if !h.stopped {
@@ -86,16 +85,22 @@ func (h *heartbeatConn) tick() {
 	h.mu.Unlock()
 }
 
-// write sends one heartbeat unless a write is in progress. An error is
-// left to Read, which sees the broken connection.
-func (h *heartbeatConn) write() {
-	if !h.wmu.TryLock() {
-		return
-	}
+// write sends one heartbeat, after the write in progress if there is
+// one, unless a write started meanwhile (the peer hears from us then). It
+// reports whether it wrote. An error is left to Read, which sees the
+// broken connection. Writes record when they start, so a write that was
+// under way before an idle interval does not count as one within it.
+func (h *heartbeatConn) write() bool {
+	before := h.last.Load()
+	h.wmu.Lock()
 	defer h.wmu.Unlock()
+	if h.last.Load() != before {
+		return false
+	}
+	h.last.Store(h.opts.Clock.Now().UnixNano())
 	h.ws.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
 	h.ws.WriteMessage(websocket.BinaryMessage, nil)
-	h.last.Store(h.opts.Clock.Now().UnixNano())
+	return true
 }
 
 // Close stops the heartbeat, then closes the connection. Once the
