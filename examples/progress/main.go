@@ -1,20 +1,31 @@
 // Command progress runs long jobs that report their progress to the page
 // that started them, over SSE (the transports.Progress preset: SSE first,
-// then long-polling, then WebSocket, with a deep resume buffer).
+// then long-polling, then WebSocket).
 //
-// The page sends {"start": N}; the handler runs the job with Conn.Go, so
-// the job is cancelled with the connection's context, and sends
+// The page sends {"start": N}; the server starts the job in its registry,
+// under a random id, and sends
 //
+//	{"job": "<id>", "of": N}
 //	{"step": 1, "of": N, "percent": 2}
 //	...
 //	{"done": true, "steps": N}
 //
-// If the stream drops mid-job (a flaky network, a laptop lid), the client
-// resumes its session and the server replays the steps it missed: none is
-// lost or repeated. If the page goes away for good, the job stops.
+// A job belongs to the server, not to the connection that started it. The
+// page keeps the job's id in sessionStorage, and on load it sends
+// {"resume": "<id>", "after": 0}: the server sends the new connection the
+// steps from the job's log, then the new ones as they come, so a reload
+// mid-job shows every step exactly once. (A page that opens a new
+// connection after a drop resumes after the last step it showed; a dropped
+// SSE or long-poll stream that resumes its session misses nothing.)
+//
+// When the last page watching a job goes (a closed tab: the browser client
+// ends its SSE or long-poll session on pagehide, and the browser closes a
+// WebSocket), the job runs on for -grace, in case a reload comes back, then
+// it is cancelled. Jobs still running when the server shuts down are
+// cancelled too.
 //
 //	go run ./examples/progress                # open http://localhost:8080/
-//	go run ./examples/progress -step 50ms -addr localhost:9000
+//	go run ./examples/progress -step 50ms -grace 5s -addr localhost:9000
 package main
 
 import (
@@ -36,26 +47,40 @@ var page []byte
 func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
 	step := flag.Duration("step", 200*time.Millisecond, "how long one step of a job takes")
+	grace := flag.Duration("grace", 2*time.Second, "how long a job goes on once no page watches it")
 	flag.Parse()
-	serve.Main("progress", func(ctx context.Context, ready func(string)) error { return run(ctx, *addr, *step, ready) })
+	serve.Main("progress", func(ctx context.Context, ready func(string)) error {
+		return run(ctx, *addr, newJobs(*step, *grace), ready)
+	})
+}
+
+// routeOptions are the options of /jobs: transports.Progress, with sends
+// that wait for room (OverflowBlock), so that a connection's follower
+// sends a job's step log at the pace its client reads.
+func routeOptions() realtime.Options {
+	o := transports.Progress
+	o.Overflow = realtime.OverflowBlock
+	return o
 }
 
 // newMux returns the example's routes, owned by srv: the page, the browser
-// client and /jobs.
-func newMux(srv *realtime.Server, step time.Duration) *http.ServeMux {
-	o := transports.Progress
-	j := &jobs{clock: wallClock{}, step: step}
+// client and /jobs, whose jobs js runs.
+func newMux(srv *realtime.Server, js *jobs) (*http.ServeMux, *realtime.Route) {
+	o := routeOptions()
+	route := srv.Route(js.handler(), &o)
 	mux := http.NewServeMux()
-	mux.Handle("/jobs", srv.Route(j.handler(), &o))
+	mux.Handle("/jobs", route)
 	mux.Handle(rtjs.Path, rtjs.Handler())
 	mux.Handle("GET /{$}", serve.Page(page))
-	return mux
+	return mux, route
 }
 
-// run serves until ctx ends, then closes every connection with "going away"
-// (which cancels running jobs) and waits for the handlers, at most five
-// seconds.
-func run(ctx context.Context, addr string, step time.Duration, ready func(url string)) error {
+// run serves until ctx ends, then closes every connection with "going
+// away", waits for the handlers (at most five seconds) and cancels the jobs
+// still running.
+func run(ctx context.Context, addr string, js *jobs, ready func(url string)) error {
+	defer js.close()
 	var rt realtime.Server
-	return serve.Run(ctx, addr, &rt, newMux(&rt, step), ready)
+	mux, _ := newMux(&rt, js)
+	return serve.Run(ctx, addr, &rt, mux, ready)
 }
