@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -153,14 +154,18 @@ func (c *Conn) markDone() {
 	c.mu.Unlock()
 }
 
-// Logger returns a logger that carries the connection id, route path and
-// transport.
+// Logger returns a logger that carries the connection id, route and
+// transport: the route as events name it (Options.Name, else the pattern
+// it was mounted with), or its path where neither is known.
 func (c *Conn) Logger() *slog.Logger {
 	c.logOnce.Do(func() {
-		c.logger = c.opts.Logger.With("conn", c.id, "route", c.req.URL.Path, "transport", string(c.kind))
+		c.logger = c.opts.Logger.With("conn", c.id, "route", c.logRoute(), "transport", string(c.kind))
 	})
 	return c.logger
 }
+
+// logRoute is the route in c's log lines.
+func (c *Conn) logRoute() string { return cmp.Or(c.name, c.req.URL.Path) }
 
 // Send queues m for the peer and returns without waiting for it to be
 // written; messages are written in the order they were queued, promptly,

@@ -58,7 +58,11 @@ func (w *chanWire) Write(msgs []Message) error {
 		return errors.New("broken pipe")
 	}
 	for _, m := range msgs {
-		w.out <- m
+		select {
+		case w.out <- m:
+		case <-w.gone:
+			return w.why
+		}
 	}
 	return nil
 }
@@ -153,6 +157,13 @@ func (testTransport) ServeHTTP(http.ResponseWriter, *http.Request) {}
 // startConn serves h over a new chanWire.
 func startConn(t *testing.T, h Handler, o Options) (*Conn, *chanWire) {
 	t.Helper()
+	w := newChanWire()
+	return startConnOn(t, h, o, w), w
+}
+
+// startConnOn serves h over w.
+func startConnOn(t *testing.T, h Handler, o Options, w *chanWire) *Conn {
+	t.Helper()
 	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	o.Transports = []Transport{testTransport{}}
 	rt := NewRoute(h, &o)
@@ -160,7 +171,6 @@ func startConn(t *testing.T, h Handler, o Options) (*Conn, *chanWire) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newChanWire()
 	c.start(w)
 	t.Cleanup(func() {
 		w.hangUp(io.EOF)
@@ -169,7 +179,7 @@ func startConn(t *testing.T, h Handler, o Options) (*Conn, *chanWire) {
 			t.Error("two goroutines read the wire at once")
 		}
 	})
-	return c, w
+	return c
 }
 
 func within[T any](t *testing.T, ch <-chan T, what string) T {

@@ -195,7 +195,7 @@ func (c *Conn) ended() {
 		return
 	}
 	l.LogAttrs(context.Background(), slog.LevelInfo, "realtime: connection closed",
-		slog.String("conn", c.id), slog.String("route", c.name), slog.String("transport", string(c.kind)),
+		slog.String("conn", c.id), slog.String("route", c.logRoute()), slog.String("transport", string(c.kind)),
 		slog.Int("code", c.cause.Code), slog.String("reason", c.cause.Reason),
 		slog.Duration("duration", d),
 		slog.Int64("msgs_in", st.in), slog.Int64("bytes_in", st.inBytes),

@@ -37,7 +37,7 @@ const (
 	EventSend                           // messages were written to the peer: Transport, N, Bytes
 	EventOverflow                       // the send queue was full and Policy applied: Transport, Policy, N (messages dropped)
 	EventInboxFull                      // the inbox was full: the reader paused, or a POST was refused with 429: Transport
-	EventCatchUp                        // a topic catch-up streamed its history: Transport, N (messages)
+	EventCatchUp                        // a topic catch-up streamed its history: Transport, N (messages), Duration
 	EventGap                            // a client was told messages were lost: Transport
 	EventResume                         // a session was resumed by a new request (a stream reconnected): Transport
 	EventExpire                         // a session was not resumed within ResumeWindow: Transport

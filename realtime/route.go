@@ -190,22 +190,36 @@ func (rt *Route) forget(token string) {
 	rt.mu.Unlock()
 }
 
-// Len returns the number of live connections.
+// Len returns the number of live connections, counting those still being
+// opened (as MaxConns does).
 func (rt *Route) Len() int {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	return len(rt.conns)
 }
 
-// Conns returns the live connections, in no particular order.
+// Conns returns the live connections, in no particular order: those
+// whose Open has been called and whose Close has not returned. A request
+// still being upgraded counts in Len (against MaxConns) but is not here.
 func (rt *Route) Conns() []*Conn {
 	rt.mu.Lock()
-	defer rt.mu.Unlock()
 	cs := make([]*Conn, 0, len(rt.conns))
 	for c := range rt.conns {
 		cs = append(cs, c)
 	}
-	return cs
+	rt.mu.Unlock()
+	// c.mu is never taken inside rt.mu: filter outside it.
+	live := cs[:0]
+	for _, c := range cs {
+		c.mu.Lock()
+		opened := c.state != stateNew
+		c.mu.Unlock()
+		if opened {
+			live = append(live, c)
+		}
+	}
+	clear(cs[len(live):])
+	return live
 }
 
 // Shutdown stops admitting connections, closes every live one with

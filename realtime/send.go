@@ -28,6 +28,7 @@ type sendQueue struct {
 	writing  bool      // some goroutine holds the writer role
 	broken   bool      // a write failed or the wire ended
 	closeReq *CloseError
+	overflow bool          // OverflowClose applied: the Send that set it reports and closes, the others only fail
 	space    chan struct{} // closed when room appears: the writer took a batch, a session delivered, or the connection closed
 	dropped  uint64
 }
@@ -82,9 +83,13 @@ func (c *Conn) send(m Message, policy OverflowPolicy) error {
 			c.mu.Lock()
 			continue
 		default: // OverflowClose
+			first := !q.overflow
+			q.overflow = true
 			c.mu.Unlock()
-			c.observe(Event{Kind: EventOverflow, Policy: OverflowClose, N: 1})
-			c.close(&CloseError{Code: ClosePolicyViolation, Reason: "send queue full", Err: ErrQueueFull}, false)
+			if first {
+				c.observe(Event{Kind: EventOverflow, Policy: OverflowClose, N: 1})
+				c.close(&CloseError{Code: ClosePolicyViolation, Reason: "send queue full", Err: ErrQueueFull}, false)
+			}
 			return ErrQueueFull
 		}
 	}

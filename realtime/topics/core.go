@@ -18,6 +18,8 @@ type coreAPI interface {
 	SendLive(c *realtime.Conn, m realtime.Message) error
 	// SendPaced queues msgs once c has room, at the pace its peer reads.
 	SendPaced(c *realtime.Conn, ctx context.Context, msgs []realtime.Message) error
+	// Observe reports an event about c through its route's Observer.
+	Observe(c *realtime.Conn, e realtime.Event)
 }
 
 var core = bridge.Core.(coreAPI)

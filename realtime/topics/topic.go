@@ -279,6 +279,9 @@ func (t *topic) fanout(out []outgoing, last uint64) {
 			if core.SendLive(sd.s.c, o.m) != nil {
 				break
 			}
+			if o.gap {
+				core.Observe(sd.s.c, realtime.Event{Kind: realtime.EventGap})
+			}
 		}
 	}
 }
@@ -294,6 +297,17 @@ func (t *topic) catchUp(s *subscriber) {
 	chunk := max(1, min(catchUpChunk, core.ConnOptions(c).SendQueue/2))
 	after := s.after
 	stateSent := !s.state
+	clock := core.ConnOptions(c).Clock
+	start := clock.Now()
+	sent, gaps := 0, 0 // history entries and gap envelopes queued
+	defer func() {
+		for range gaps {
+			core.Observe(c, realtime.Event{Kind: realtime.EventGap})
+		}
+		if sent > 0 {
+			core.Observe(c, realtime.Event{Kind: realtime.EventCatchUp, N: sent, Duration: clock.Now().Sub(start)})
+		}
+	}()
 	for failures, stale := 0, 0; ; {
 		// What the pump fanned out before this read is in its answer;
 		// what it fans out meanwhile may not be.
@@ -324,14 +338,17 @@ func (t *topic) catchUp(s *subscriber) {
 		}
 		failures, stale = 0, 0
 		var batch []realtime.Message
+		bsent, bgaps := 0, 0
 		if after > h.Last {
 			// A position from the future: the topic started again.
 			after = h.Last
 			batch = append(batch, gapEnvelope(t.name, after))
+			bgaps++
 		}
 		progressed := false
 		if h.Gap {
 			batch = append(batch, gapEnvelope(t.name, after))
+			bgaps++
 			if len(h.Entries) == 0 {
 				after, progressed = h.Last, true
 			}
@@ -342,6 +359,7 @@ func (t *topic) catchUp(s *subscriber) {
 				// diffs before it would say nothing it does not say.
 				if stateSent || e.Type != PresenceMessage {
 					batch = append(batch, envelope(t.name, e, false))
+					bsent++
 				}
 				after, progressed = e.Seq, true
 			}
@@ -350,6 +368,7 @@ func (t *topic) catchUp(s *subscriber) {
 			if err := core.SendPaced(c, ctx, batch); err != nil {
 				return
 			}
+			sent, gaps = sent+bsent, gaps+bgaps
 		}
 		t.mu.Lock()
 		if t.subs[c] != s {
@@ -368,6 +387,7 @@ func (t *topic) catchUp(s *subscriber) {
 				if core.SendPaced(c, ctx, []realtime.Message{gapEnvelope(t.name, after)}) != nil {
 					return
 				}
+				gaps++
 				t.mu.Lock()
 				after = max(after, t.last)
 			}
