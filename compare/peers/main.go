@@ -3,7 +3,7 @@
 // gorilla/websocket's (for SSE, a bare net/http stream's) in the same
 // round:
 //
-//	cd compare/peers && go run .                   # the full comparison, about 7 minutes on 2 cores
+//	cd compare/peers && go run .                   # the full comparison: 8 minutes on 2 busy cores
 //	cd compare/peers && go run . -quick            # tiny counts, for tests
 //	cd compare/peers && go run . -workloads echo-64,fanout -servers rtkit,melody -rounds 3
 //
@@ -25,7 +25,7 @@
 //     to the first echo: p50, and the server's CPU per connection;
 //   - idle: server RSS per idle connection with 8,000 connections, on
 //     every WebSocket and SSE server;
-//   - fanout: 10,000 subscribers, a burst of 50 messages, then 50 more one
+//   - fanout: 10,000 subscribers, a burst of 50 messages, then 20 more one
 //     at a time: deliveries/s and the server's CPU per delivery (rtkit
 //     through realtime/topics, the peers through their hub or broadcast
 //     idiom: the hub of gorilla's examples/chat, Melody.Broadcast,
@@ -46,9 +46,10 @@
 // clients connect from 127.0.0.2, 127.0.0.3, ... (-per-ip each), as
 // compare/idlemem does.
 //
-// In each of -rounds rounds every server is measured once, in turn, round
-// k starting at the k-th server, so that drift on a shared machine falls
-// on every server alike; each cell is the median of the per-round ratios
+// In each of -rounds rounds (-heavy-rounds for idle and fan-out, whose
+// measurements take seconds each) every server is measured once, in
+// turn, round k starting at the k-th server, so that drift on a shared
+// machine falls on every server alike; each cell is the median of the per-round ratios
 // to the baseline, with their range. A measurement that fails leaves its
 // round out of the cell and is listed under Failures. The report goes to
 // stdout and, as results.md and results.csv, to -out (default results,
@@ -93,7 +94,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		name, usage string
 		dst         *int
 	}{
-		{"rounds", "rounds; every server is measured once in each", &cfg.Rounds},
+		{"rounds", "rounds of echo, connect and push; every server is measured once in each", &cfg.Rounds},
+		{"heavy-rounds", "rounds of idle and fan-out", &cfg.HeavyRounds},
 		{"echo-conns", "echo connections", &cfg.EchoConns},
 		{"idle", "idle connections per measurement", &cfg.Idle},
 		{"per-ip", "connections per client source address (127.0.0.2, 127.0.0.3, ...)", &cfg.PerIP},

@@ -181,10 +181,13 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "# rtkit against the peers\n\n")
 	fmt.Fprintf(w, "`%s`, %s, %s, %d CPUs (GOMAXPROCS %d), load average %s, %v.\n\n",
 		r.Command(), r.Start.UTC().Format("2006-01-02 15:04 MST"), r.GoVersion, r.NumCPU, r.GOMAXPROCS, r.LoadAvg, r.Elapsed.Round(time.Second))
-	fmt.Fprintf(w, "Each cell is the median over %d rounds of the server's figure divided by the baseline's in the same round "+
+	if r.Revision != "" {
+		fmt.Fprintf(w, "rtkit: this tree at %s.\n\n", r.Revision)
+	}
+	fmt.Fprintf(w, "Each cell is the median over %d rounds (idle and fan-out: %d) of the server's figure divided by the baseline's in the same round "+
 		"(raw gorilla/websocket for WebSocket, a bare net/http stream for SSE), with the lowest and highest ratio. "+
 		"Each measurement runs a fresh server process and a fresh client process (gorilla's client for every WebSocket server); "+
-		"in round k the servers start at the k-th (A B C, B C A, ...). Rates: higher is better; times, CPU, bytes and memory: lower is better.\n\n", cfg.Rounds)
+		"in round k the servers start at the k-th (A B C, B C A, ...). Rates: higher is better; times, CPU, bytes and memory: lower is better.\n\n", cfg.Rounds, cfg.HeavyRounds)
 	for _, t := range []struct{ table, title string }{{"ws", "WebSocket (x raw gorilla)"}, {"sse", "SSE (x a bare net/http stream, or as the row says)"}} {
 		cols := r.columns(t.table)
 		var rs []row

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
@@ -14,8 +15,9 @@ import (
 
 // Config says what to measure.
 type Config struct {
-	Exe          string // the binary to re-execute as server and client; it must dispatch on -role
-	Rounds       int
+	Exe          string   // the binary to re-execute as server and client; it must dispatch on -role
+	Rounds       int      // rounds of echo, connect and push
+	HeavyRounds  int      // rounds of idle and fan-out, whose measurements take seconds each
 	Peers        []string // columns to measure besides the baselines; empty: all
 	Workloads    []string // among workloadNames; empty: all
 	EchoConns    int
@@ -37,15 +39,15 @@ type Config struct {
 // defaults is the configuration of a plain `go run .`.
 func defaults() Config {
 	return Config{
-		Rounds: 5, EchoConns: 50, EchoDuration: time.Second, EchoWarm: 250 * time.Millisecond,
-		Idle: 8000, PerIP: 2000, Fanout: 10000, Burst: 50, Paced: 50, Connects: 300, Push: 50000,
+		Rounds: 5, HeavyRounds: 3, EchoConns: 50, EchoDuration: time.Second, EchoWarm: 250 * time.Millisecond,
+		Idle: 8000, PerIP: 2000, Fanout: 10000, Burst: 50, Paced: 20, Connects: 300, Push: 50000,
 		Timeout: 2 * time.Minute, Out: "results",
 	}
 }
 
 // quick shrinks every count, for tests.
 func (c *Config) quick() {
-	c.Rounds, c.EchoConns, c.EchoDuration, c.EchoWarm = 3, 4, 100*time.Millisecond, 20*time.Millisecond
+	c.Rounds, c.HeavyRounds, c.EchoConns, c.EchoDuration, c.EchoWarm = 3, 3, 4, 100*time.Millisecond, 20*time.Millisecond
 	c.Idle, c.PerIP, c.Fanout, c.Burst, c.Paced, c.Connects, c.Push = 100, 50, 100, 5, 3, 20, 500
 	c.Timeout = time.Minute
 }
@@ -55,7 +57,7 @@ func (c *Config) validate() error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"-rounds", c.Rounds}, {"-echo-conns", c.EchoConns}, {"-idle", c.Idle}, {"-per-ip", c.PerIP}, {"-fanout", c.Fanout},
+	}{{"-rounds", c.Rounds}, {"-heavy-rounds", c.HeavyRounds}, {"-echo-conns", c.EchoConns}, {"-idle", c.Idle}, {"-per-ip", c.PerIP}, {"-fanout", c.Fanout},
 		{"-burst", c.Burst}, {"-paced", c.Paced}, {"-connects", c.Connects}, {"-push", c.Push}} {
 		if f.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, not %d", f.name, f.v))
@@ -89,6 +91,7 @@ type workload struct {
 	kind    string // the processes' -workload
 	size    int    // message bytes
 	ws, sse bool   // which servers it runs on
+	heavy   bool   // HeavyRounds rounds, not Rounds
 	measure func(ctx context.Context, cfg *Config, p *pair, name string) (metrics, error)
 }
 
@@ -101,8 +104,8 @@ var workloads = []workload{
 		return measureEcho(ctx, cfg, p, name, 1024)
 	}},
 	{name: "connect", kind: wlConnect, size: 64, ws: true, measure: measureConnect},
-	{name: "idle", kind: wlIdle, ws: true, sse: true, measure: measureIdle},
-	{name: "fanout", kind: wlFanout, size: 64, ws: true, measure: measureFanout},
+	{name: "idle", kind: wlIdle, ws: true, sse: true, heavy: true, measure: measureIdle},
+	{name: "fanout", kind: wlFanout, size: 64, ws: true, heavy: true, measure: measureFanout},
 	{name: "push", kind: wlPush, size: 64, sse: true, measure: measurePush},
 }
 
@@ -123,6 +126,7 @@ type Results struct {
 	NumCPU     int
 	GOMAXPROCS int
 	LoadAvg    string
+	Revision   string // the rtkit tree measured, as git describes it at the start
 	// By workload, then server: one entry per round (nil where it failed).
 	Runs   map[string]map[string][]metrics
 	Errors map[string]map[string][]string // the failures, by workload and server
@@ -141,7 +145,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		return nil, err
 	}
 	res := &Results{Config: cfg, Start: time.Now(), GoVersion: runtime.Version(), NumCPU: runtime.NumCPU(),
-		GOMAXPROCS: runtime.GOMAXPROCS(0), LoadAvg: loadAvg(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0), LoadAvg: loadAvg(), Revision: revision(),
 		Runs: map[string]map[string][]metrics{}, Errors: map[string]map[string][]string{}}
 	for _, p := range peers {
 		if cfg.selected(p.name) {
@@ -160,7 +164,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		}
 		res.Runs[w.name], res.Errors[w.name] = map[string][]metrics{}, map[string][]string{}
 		t0 := time.Now()
-		for r := range cfg.Rounds {
+		rounds := cfg.Rounds
+		if w.heavy {
+			rounds = cfg.HeavyRounds
+		}
+		for r := range rounds {
 			// Round r starts at server r: A B C, B C A, C A B, ...
 			for i := range names {
 				name := names[(r+i)%len(names)]
@@ -204,6 +212,28 @@ func progress(cfg *Config, format string, args ...any) {
 	if cfg.Progress != nil {
 		fmt.Fprintf(cfg.Progress, "peers: "+format+"\n", args...)
 	}
+}
+
+// revision describes the rtkit tree this binary was most likely built
+// from: the commit checked out at the start, and whether the library
+// (realtime/, transports/) had uncommitted changes. "" outside a git
+// checkout.
+func revision() string {
+	head, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	rev := "commit " + strings.TrimSpace(string(head))
+	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		return rev
+	}
+	root := strings.TrimSpace(string(top))
+	dirty, err := exec.Command("git", "-C", root, "status", "--porcelain", "--", "realtime", "transports").Output()
+	if err == nil && len(strings.TrimSpace(string(dirty))) > 0 {
+		rev += " with uncommitted changes under realtime/ or transports/"
+	}
+	return rev
 }
 
 // loadAvg returns the machine's 1, 5 and 15 minute load averages, or "".
