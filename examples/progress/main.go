@@ -26,6 +26,9 @@
 //
 //	go run ./examples/progress                # open http://localhost:8080/
 //	go run ./examples/progress -step 50ms -grace 5s -addr localhost:9000
+//
+// With -debug-addr localhost:9090 it also serves Prometheus metrics at
+// /metrics and the inspector at /debug/rtkit/ on that address.
 package main
 
 import (
@@ -48,9 +51,10 @@ func main() {
 	addr := flag.String("addr", "localhost:8080", "address to listen on")
 	step := flag.Duration("step", 200*time.Millisecond, "how long one step of a job takes")
 	grace := flag.Duration("grace", 2*time.Second, "how long a job goes on once no page watches it")
+	debug := serve.DebugFlag()
 	flag.Parse()
 	serve.Main("progress", func(ctx context.Context, ready func(string)) error {
-		return run(ctx, *addr, newJobs(*step, *grace), ready)
+		return runDebug(ctx, *addr, newJobs(*step, *grace), debug, ready)
 	})
 }
 
@@ -66,8 +70,13 @@ func routeOptions() realtime.Options {
 // newMux returns the example's routes, owned by srv: the page, the browser
 // client and /jobs, whose jobs js runs.
 func newMux(srv *realtime.Server, js *jobs) (*http.ServeMux, *realtime.Route) {
+	return debugMux(srv, js, nil)
+}
+
+// debugMux is newMux with /jobs observed and inspected by d (nil: not).
+func debugMux(srv *realtime.Server, js *jobs, d *serve.Debug) (*http.ServeMux, *realtime.Route) {
 	o := routeOptions()
-	route := srv.Route(js.handler(), &o)
+	route := d.Route(srv, "/jobs", js.handler(), &o)
 	mux := http.NewServeMux()
 	mux.Handle("/jobs", route)
 	mux.Handle(rtjs.Path, rtjs.Handler())
@@ -79,8 +88,13 @@ func newMux(srv *realtime.Server, js *jobs) (*http.ServeMux, *realtime.Route) {
 // away", waits for the handlers (at most five seconds) and cancels the jobs
 // still running.
 func run(ctx context.Context, addr string, js *jobs, ready func(url string)) error {
+	return runDebug(ctx, addr, js, nil, ready)
+}
+
+// runDebug is run with the metrics and inspector of d (nil: none).
+func runDebug(ctx context.Context, addr string, js *jobs, d *serve.Debug, ready func(url string)) error {
 	defer js.close()
 	var rt realtime.Server
-	mux, _ := newMux(&rt, js)
-	return serve.Run(ctx, addr, &rt, mux, ready)
+	mux, _ := debugMux(&rt, js, d)
+	return serve.RunDebug(ctx, addr, &rt, mux, d, ready)
 }
