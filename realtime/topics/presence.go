@@ -108,6 +108,9 @@ func (ts *Topics) flushPresence(topic string) {
 	b.flushing = true
 	ts.pmu.Unlock()
 
+	if ts.store != nil {
+		ts.forgetLeft(topic, taken)
+	}
 	err := ts.publishDiffs(topic, taken)
 
 	ts.pmu.Lock()
@@ -131,6 +134,34 @@ func (ts *Topics) flushPresence(topic string) {
 		return
 	}
 	b.timer = time.AfterFunc(wait, func() { ts.flushPresence(topic) })
+}
+
+// forgetLeft deletes from the store the members whose leave is about to
+// be published, unless they joined again meanwhile. Deleting at the flush
+// rather than when the connection closes keeps the window in which a
+// dying node leaves a member deleted but unannounced to one broker round
+// trip; deleting before publishing keeps Members, on every node, in step
+// with the diffs its subscribers have received.
+func (ts *Topics) forgetLeft(topic string, changes map[string]change) {
+	for id, c := range changes {
+		if c.join {
+			continue
+		}
+		ts.pmu.Lock()
+		again := false
+		if b := ts.batches[topic]; b != nil {
+			again = b.changes[id].join
+		}
+		ts.pmu.Unlock()
+		if again {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+		if err := ts.store.DeleteMember(ctx, topic, id); err != nil {
+			ts.logger.Warn("realtime: presence leave failed", "topic", topic, "member", id, "err", err)
+		}
+		cancel()
+	}
 }
 
 // publishDiffs publishes changes as diffs of at most maxDiffBytes each,

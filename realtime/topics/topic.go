@@ -50,6 +50,7 @@ type topic struct {
 
 	mu      sync.Mutex
 	subs    map[*realtime.Conn]*subscriber
+	members map[string]*subscriber // the subscribers that joined, by member id
 	queue   []Entry
 	wake    chan struct{} // closed when queue grows or the topic retires
 	last    uint64
@@ -176,6 +177,43 @@ func (t *topic) pump() {
 			out, last = t.deliver(out, e, last)
 		}
 		t.fanout(out, last)
+		t.reassert(entries)
+	}
+}
+
+// reassert joins again the members of this node that a diff says left
+// while their connection is still subscribed: their presence expired
+// during a broker outage longer than the presence TTL, and another node
+// published their leave. Their own leaves never get here with them
+// subscribed: remove forgets a member before it leaves.
+func (t *topic) reassert(entries []Entry) {
+	for _, e := range entries {
+		if e.Type != PresenceMessage {
+			continue
+		}
+		for _, m := range decodeDiff(e.Data).Leaves {
+			t.mu.Lock()
+			s := t.members[m.ID]
+			t.mu.Unlock()
+			if s == nil {
+				continue
+			}
+			mine := *s.member
+			s.c.Go(func(ctx context.Context) error {
+				if err := t.ts.setMember(ctx, t.name, mine); err != nil {
+					return nil // the connection's next refresh or rejoin
+				}
+				t.mu.Lock()
+				still := t.members[mine.ID] == s
+				t.mu.Unlock()
+				if still {
+					t.ts.queuePresence(t.name, mine, true)
+				} else {
+					t.ts.leave(t.name, mine) // it left meanwhile: undo the set
+				}
+				return nil
+			})
+		}
 	}
 }
 
@@ -447,6 +485,9 @@ func (t *topic) remove(c *realtime.Conn) {
 		return
 	}
 	delete(t.subs, c)
+	if s.member != nil && t.members[s.member.ID] == s {
+		delete(t.members, s.member.ID)
+	}
 	var sub Subscription
 	retired := len(t.subs) == 0
 	if retired {

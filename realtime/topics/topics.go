@@ -155,6 +155,7 @@ func (ts *Topics) Join(c *realtime.Conn, topic string, after uint64, info any) e
 		t.mu.Lock()
 		if s := t.subs[c]; s != nil {
 			s.member = &m
+			t.members[m.ID] = s
 			member = true
 		}
 		t.mu.Unlock()
@@ -170,7 +171,20 @@ func (ts *Topics) Join(c *realtime.Conn, topic string, after uint64, info any) e
 
 // Members lists the members of topic's presence, on every node when the
 // broker shares presence.
+//
+// With a broker whose presence expires (PresenceExpirer), Members first
+// removes the expired members and queues their leaves, so that what it
+// lists agrees with the diffs that follow.
 func (ts *Topics) Members(ctx context.Context, topic string) ([]Member, error) {
+	if ts.expirer != nil {
+		gone, err := ts.expirer.ExpireMembers(ctx, topic)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range gone {
+			ts.queuePresence(topic, m, false)
+		}
+	}
 	if ts.store != nil {
 		return ts.store.Members(ctx, topic)
 	}
@@ -196,26 +210,18 @@ func (ts *Topics) setMember(ctx context.Context, topic string, m Member) error {
 	return nil
 }
 
-// leave removes m from topic's presence and queues its leave.
+// leave queues m's leave; the store forgets m when the diff that says so
+// is published (see forgetLeft), so that a node dying in between leaves m
+// to expire and be announced by another node rather than vanish
+// unannounced.
 func (ts *Topics) leave(topic string, m Member) {
-	// A connection's end must not wait long on a broker outage.
-	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
-	defer cancel()
-	var err error
-	if ts.store != nil {
-		err = ts.store.DeleteMember(ctx, topic, m.ID)
-	} else {
+	if ts.store == nil {
 		ts.mu.Lock()
 		delete(ts.local[topic], m.ID)
 		if len(ts.local[topic]) == 0 {
 			delete(ts.local, topic)
 		}
 		ts.mu.Unlock()
-	}
-	if err != nil {
-		// The store keeps the member until it expires; the leave goes out
-		// now all the same.
-		ts.logger.Warn("realtime: presence leave failed", "topic", topic, "member", m.ID, "err", err)
 	}
 	ts.queuePresence(topic, m, false)
 }
@@ -231,7 +237,7 @@ func (ts *Topics) get(name string) (t *topic, created bool) {
 	defer ts.mu.Unlock()
 	t = ts.topics[name]
 	if t == nil {
-		t = &topic{ts: ts, name: name, subs: map[*realtime.Conn]*subscriber{}, started: make(chan struct{})}
+		t = &topic{ts: ts, name: name, subs: map[*realtime.Conn]*subscriber{}, members: map[string]*subscriber{}, started: make(chan struct{})}
 		ts.topics[name] = t
 		created = true
 		ts.startSweeperLocked()

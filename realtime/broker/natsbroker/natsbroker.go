@@ -92,8 +92,7 @@
 // members it set itself each Options.PresenceTTL/3. A value that was not
 // written for PresenceTTL (by the server's timestamp, read against this
 // node's clock: nodes and servers must keep their clocks within a
-// fraction of PresenceTTL) is expired: Members leaves it out, and
-// ExpireMembers deletes it with a compare-and-set on its revision, so
+// fraction of PresenceTTL) is expired: ExpireMembers deletes it with a compare-and-set on its revision, so
 // exactly one node claims it, and returns it; topics.Topics then
 // publishes its leave. The members of a node that crashed thus leave
 // within 2 PresenceTTL. The bucket itself drops values after 3

@@ -231,7 +231,9 @@ func (b *Broker) ExpireMembers(ctx context.Context, topic string) ([]topics.Memb
 	}
 }
 
-// Members lists topic's members, on every node. It reads the topic's
+// Members lists topic's members, on every node, expired ones included
+// until ExpireMembers removes them (so that their leave is published
+// before they vanish). It reads the topic's
 // keys from the bucket's stream with batched direct gets (the bucket keeps
 // one revision per key, so each key's message is its value or its delete
 // marker) rather than a KV watch: a watch waits for a key that expires
@@ -250,8 +252,8 @@ func (b *Broker) Members(ctx context.Context, topic string) ([]topics.Member, er
 			return nil, fmt.Errorf("natsbroker: members of %q: %w", topic, err)
 		}
 		for i, e := range bt.entries {
-			if bt.headers[i].Get("KV-Operation") != "" || b.stale(bt.headers[i]) {
-				continue // deleted, or expired
+			if bt.headers[i].Get("KV-Operation") != "" {
+				continue // deleted
 			}
 			var m topics.Member
 			if err := json.Unmarshal(e.Data, &m); err == nil {

@@ -64,20 +64,9 @@ redis.call('HDEL', KEYS[1], ARGV[1])
 return redis.call('ZREM', KEYS[2], ARGV[1])
 `)
 
-// membersScript lists the members that have not expired as id, info
-// pairs; the expired ones stay for ExpireMembers to hand out.
-var membersScript = redis.NewScript(scriptNow + `
-local live = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')
-local out = {}
-for _, id in ipairs(live) do
-  local info = redis.call('HGET', KEYS[1], id)
-  if info then
-    out[#out+1] = id
-    out[#out+1] = info
-  end
-end
-return out
-`)
+// membersScript lists the members as id, info pairs, the expired ones
+// included until ExpireMembers hands them out (and their leave goes out).
+var membersScript = redis.NewScript(`return redis.call('HGETALL', KEYS[1])`)
 
 func (b *Broker) memberKeys(topic string) []string {
 	return []string{b.key(topic, "members"), b.key(topic, "alive")}
@@ -177,7 +166,8 @@ func (b *Broker) DeleteMember(ctx context.Context, topic, id string) error {
 }
 
 // Members lists topic's members, set through any broker on the same
-// Redis and prefix, less those that expired.
+// Redis and prefix; expired ones stay listed until ExpireMembers removes
+// them.
 func (b *Broker) Members(ctx context.Context, topic string) ([]topics.Member, error) {
 	if b.isClosed() {
 		return nil, topics.ErrBrokerClosed
