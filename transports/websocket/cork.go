@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // gorilla writes every frame to the socket on its own: a batch of n
@@ -20,9 +22,41 @@ var corkBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); retur
 // corkConn is the hijacked connection gorilla writes to.
 type corkConn struct {
 	net.Conn
-	mu     sync.Mutex
+	slack    time.Duration // see SetWriteDeadline
+	deadline atomic.Int64  // the write deadline on the socket, in Unix ns; 0: none
+
+	mu     sync.Mutex // guards corked and buf
 	corked bool
 	buf    *[]byte
+}
+
+// SetWriteDeadline sets the socket's write deadline, unless t is later
+// than the one already set by less than slack: then the earlier one
+// stands. gorilla sets the deadline before every frame, and moving a
+// socket's deadline re-arms a runtime timer, a tenth of the CPU of a
+// fan-out that writes one message at a time; with the slack a write still
+// has at least WriteTimeout-slack to complete. An earlier or zero t is
+// always set.
+func (c *corkConn) SetWriteDeadline(t time.Time) error {
+	var n int64
+	if !t.IsZero() {
+		n = t.UnixNano()
+	}
+	if set := c.deadline.Load(); n != 0 && set != 0 && n >= set && n-set < int64(c.slack) {
+		return nil
+	}
+	c.deadline.Store(n)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline sets both deadlines on the socket, and records the write one.
+func (c *corkConn) SetDeadline(t time.Time) error {
+	var n int64
+	if !t.IsZero() {
+		n = t.UnixNano()
+	}
+	c.deadline.Store(n)
+	return c.Conn.SetDeadline(t)
 }
 
 // Write gathers p while corked, and writes it through otherwise.
@@ -82,8 +116,9 @@ func (c *corkConn) flushLocked() error {
 // corkingWriter hands gorilla's upgrader a corkable connection.
 type corkingWriter struct {
 	http.ResponseWriter
-	conn *corkConn
-	br   *bufio.Reader
+	slack time.Duration // corkConn.slack
+	conn  *corkConn
+	br    *bufio.Reader
 }
 
 func (w *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -91,7 +126,7 @@ func (w *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	w.conn = &corkConn{Conn: conn}
+	w.conn = &corkConn{Conn: conn, slack: w.slack}
 	// gorilla adopts the returned reader as the connection's read
 	// buffer (its ReadBufferSize is 0): make it ours, see idle.go.
 	w.br = newReader(w.conn, brw.Reader)

@@ -21,7 +21,9 @@
 // closes with 1007); pings every PingInterval, each of which the
 // peer has PongTimeout to answer (any message counts; the time the core
 // does not read, its inbox being full, does not), a deadline of
-// WriteTimeout on every write, and its own: the handshake timeout,
+// WriteTimeout on every write (a tenth of it may be spent by the writes
+// before it: the socket's deadline moves only when it would move by
+// more, which saves re-arming a timer per message), and its own: the handshake timeout,
 // subprotocols and, when enabled, permessage-deflate ("no context
 // takeover" only). A close sends a close frame and waits up to
 // WriteTimeout for the peer's reply before dropping the TCP connection.

@@ -110,7 +110,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, err)
 		return
 	}
-	cw := &corkingWriter{ResponseWriter: w}
+	cw := &corkingWriter{ResponseWriter: w, slack: s.opts.WriteTimeout / 10}
 	ws, err := s.upgrader.Upgrade(cw, r, upgradeHeader(w.Header()))
 	if err != nil {
 		link.Abort() // the upgrader has answered the request
