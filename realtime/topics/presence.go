@@ -1,6 +1,7 @@
 package topics
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,9 +37,40 @@ type legacyEvent struct {
 	Member   *Member `json:"member"`
 }
 
+// isDiff reports whether data is a presenceDiff as publishDiffs encodes
+// it (not a legacyEvent): a JSON object whose first field is "joins" or
+// "leaves".
+func isDiff(data []byte) bool {
+	return bytes.HasPrefix(data, []byte(`{"joins":[`)) || bytes.HasPrefix(data, []byte(`{"leaves":[`))
+}
+
+// spliceDiff encodes env, a presence envelope without members, with the
+// joins and leaves of a PresenceMessage's data spliced in as they are, the
+// same bytes json.Marshal would write for them, without decoding them: a
+// catch-up re-encodes every diff of the history for every joiner, and
+// diffs of a join storm are long. It reports false for data it cannot
+// splice (not a valid diff as publishDiffs writes it).
+func spliceDiff(env Envelope, data []byte) ([]byte, bool) {
+	if !isDiff(data) || !json.Valid(data) {
+		return nil, false
+	}
+	head, err := json.Marshal(env)
+	if err != nil {
+		return nil, false
+	}
+	b := make([]byte, 0, len(head)+len(data))
+	b = append(b, head[:len(head)-1]...) // without its '}'
+	b = append(b, ',')
+	return append(b, data[1:]...), true
+}
+
 // decodeDiff reads a PresenceMessage's data.
 func decodeDiff(data []byte) presenceDiff {
 	var d presenceDiff
+	if isDiff(data) {
+		json.Unmarshal(data, &d)
+		return d
+	}
 	var old legacyEvent
 	if json.Unmarshal(data, &old) == nil && old.Member != nil {
 		switch old.Presence {

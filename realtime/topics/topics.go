@@ -313,13 +313,23 @@ func envelope(topic string, e Entry, shared bool) realtime.Message {
 			env.Binary = []byte{}
 		}
 	case PresenceMessage:
+		env.Presence = "diff"
+		if b, ok := spliceDiff(env, e.Data); ok {
+			return message(b, shared)
+		}
 		d := decodeDiff(e.Data)
-		env.Presence, env.Joins, env.Leaves = "diff", d.Joins, d.Leaves
+		env.Joins, env.Leaves = d.Joins, d.Leaves
 	default:
 		s := string(e.Data)
 		env.Data = &s
 	}
 	b, _ := json.Marshal(env)
+	return message(b, shared)
+}
+
+// message makes an encoded envelope a text message, shared by all its
+// subscribers or not.
+func message(b []byte, shared bool) realtime.Message {
 	m := realtime.Message{Type: realtime.TextMessage, Data: b}
 	if shared {
 		m = realtime.Shared(m)
