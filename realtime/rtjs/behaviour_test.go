@@ -278,12 +278,19 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 // too (f.cut), until the drop is one the page sees.
 func (f *fixture) drop() {
 	f.cut.Store(2)
-	f.conns.mu.Lock()
-	defer f.conns.mu.Unlock()
-	for _, c := range f.conns.conns {
+	f.conns.closeAll()
+}
+
+// closeAll closes every connection accepted so far, those that were
+// hijacked (WebSockets, SSE streams over HTTP/1.1) included, which
+// httptest's CloseClientConnections does not reach: the network drops.
+func (l *trackingListener) closeAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
 		c.Close()
 	}
-	f.conns.conns = nil
+	l.conns = nil
 }
 
 // The defaults of rtkit.js are PROTOCOL.md's "Timeouts and defaults",

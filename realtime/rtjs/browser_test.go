@@ -512,7 +512,7 @@ const timer = setInterval(() => {
 }, 15);
 true`, kind, total))
 			waitForServer(t, ctx, f, func(got []string) bool { return len(got) >= 15 })
-			f.srv.CloseClientConnections()
+			f.conns.closeAll()
 			got := waitForServer(t, ctx, f, func(got []string) bool { return len(got) >= total })
 			checkInOrder(t, got, total, nil, true)
 			waitFor(t, ctx, fmt.Sprintf(`log.msgs.length >= %d`, total), 20*time.Second)

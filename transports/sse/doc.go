@@ -28,6 +28,19 @@
 // so that proxies do not idle it out, and each write has a deadline of
 // WriteTimeout. The wire format is in transports/PROTOCOL.md.
 //
+// Over HTTP/1.1 a stream takes its connection over from net/http (as a
+// WebSocket upgrade does): the response goes out as net/http would write
+// it (chunked, so that clients tell a dropped stream from an ended one),
+// with the headers set on the ResponseWriter (middleware's included) and
+// "Connection: close", and it is served by a small goroutine of the
+// transport's plus one blocked in a read that notices at once when the
+// client goes. net/http's goroutine,
+// its grown stack and its buffers are let go: an idle stream costs about
+// half the memory. HTTP/2 streams and ResponseWriters that cannot hijack
+// (a compressing middleware's, say) are served through net/http.
+// http.Server.Shutdown does not end taken-over streams; the route's
+// Shutdown does.
+//
 // # Why not the server of r3labs/sse
 //
 // github.com/r3labs/sse/v2 (v2.10.0, no commits since January 2023) has a

@@ -100,9 +100,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !resumed {
 		if att, token, cursor, ok := s.follow(r); ok {
 			// The session lives on another node: stream it from there.
-			defer att.Detach()
 			setHeaders(w)
-			s.stream(w, r, att, token, cursor, nil)
+			if !s.stream(w, r, att, token, cursor, nil) {
+				att.Detach()
+			}
 			return
 		}
 		var err error
@@ -130,31 +131,55 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	att, err := link.Attach(false)
 	if err != nil {
+		w.WriteHeader(http.StatusOK)
 		return // the session ended between Resume and Attach
 	}
-	defer att.Detach()
-	s.stream(w, r, att, token, cursor, buf)
+	if !s.stream(w, r, att, token, cursor, buf) {
+		att.Detach()
+	}
 }
 
 // stream writes buf, then the session's events after cursor, until the
 // client goes, the connection closes or a newer stream supersedes this
 // one, on a response whose headers setHeaders wrote.
-func (s *server) stream(w http.ResponseWriter, r *http.Request, att *wire.Attachment, token string, cursor uint64, buf []byte) {
-	st := &stream{w: w, rc: http.NewResponseController(w), ep: s.ep, opts: s.opts, token: token, buf: buf}
+//
+// It returns at once when it could take the connection over (see
+// hijack): att is then detached by the stream's own goroutine.
+func (s *server) stream(w http.ResponseWriter, r *http.Request, att *wire.Attachment, token string, cursor uint64, buf []byte) (detached bool) {
+	st := &stream{w: w, ep: s.ep, opts: s.opts, token: token, buf: buf}
+	if conn := hijack(w, r); conn != nil {
+		// Keep nothing of net/http's: its response holds the
+		// connection's buffers.
+		st.w, st.conn = nil, conn
+		ctx, cancel := context.WithCancel(context.Background())
+		go watch(conn, cancel)
+		go func() {
+			defer conn.Close()
+			defer att.Detach()
+			defer cancel()
+			if st.flush() == nil {
+				st.run(ctx, att, cursor)
+				conn.end() // as net/http ends a handler's response
+			}
+		}()
+		return true
+	}
+	w.WriteHeader(http.StatusOK)
+	st.rc = http.NewResponseController(w)
 	if err := st.flush(); err != nil {
-		return
+		return false
 	}
 	st.run(r.Context(), att, cursor)
+	return false
 }
 
-// setHeaders starts an event-stream response.
+// setHeaders sets the headers of an event-stream response.
 func setHeaders(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
 }
 
 // follow finds the session that r's Last-Event-ID names on another node
@@ -184,10 +209,12 @@ func (s *server) resume(r *http.Request) (link *wire.Link, cursor uint64, ok boo
 	return link, seq, true
 }
 
-// stream writes one response's events.
+// stream writes one response's events, to the ResponseWriter or, once
+// hijacked, to the connection itself.
 type stream struct {
 	w     http.ResponseWriter
-	rc    *http.ResponseController
+	rc    *http.ResponseController // nil when hijacked
+	conn  *chunkedConn             // the hijacked connection, or nil
 	ep    *wire.Endpoint
 	opts  *realtime.Options
 	token string
@@ -280,16 +307,21 @@ func eventBody(m realtime.Message) (any, error) {
 
 // flush writes the buffered events within WriteTimeout.
 func (st *stream) flush() error {
-	st.rc.SetWriteDeadline(time.Now().Add(st.opts.WriteTimeout))
-	_, err := st.w.Write(st.buf)
+	var err error
+	if st.conn != nil {
+		st.conn.SetWriteDeadline(time.Now().Add(st.opts.WriteTimeout))
+		_, err = st.conn.Write(st.buf)
+	} else {
+		st.rc.SetWriteDeadline(time.Now().Add(st.opts.WriteTimeout))
+		if _, err = st.w.Write(st.buf); err == nil {
+			err = st.rc.Flush()
+		}
+	}
 	st.buf = st.buf[:0]
 	if cap(st.buf) > maxKeptBuffer {
 		st.buf = nil // do not hold a burst's buffer for the stream's life
 	}
-	if err != nil {
-		return err
-	}
-	return st.rc.Flush()
+	return err
 }
 
 // eventID is "<token>.<seq>": a reconnecting EventSource sends it back as
