@@ -33,6 +33,7 @@ type relayedBatch struct {
 	Gap      bool           `json:"gap,omitempty"`
 	GapAfter uint64         `json:"gapAfter,omitempty"`
 	Close    *relayedClose  `json:"close,omitempty"`
+	Gen      uint64         `json:"gen,omitempty"` // the read's attachment, for the follower's next read
 }
 
 type relayedEntry struct {
@@ -51,6 +52,11 @@ type relayedClose struct {
 // which finds out whether the session is there.
 const headerHold = "Rtkit-Hold"
 
+// headerFollowGen carries the generation a follower's previous read got
+// (relayedBatch.Gen), on every read after its first: a read is refused
+// as superseded when anything attached to the session since.
+const headerFollowGen = "Rtkit-Follow-Gen"
+
 // follows reports whether r names, by token, a session this route can
 // follow on another node.
 func (rt *Route) follows(token string) bool {
@@ -60,8 +66,9 @@ func (rt *Route) follows(token string) bool {
 // followNext reads the session that token names on its owner: the
 // entries after after, waiting there up to hold for some (a negative hold:
 // as long as ctx leaves, at most PingInterval), as Attachment.Next does
-// for a local session.
-func (rt *Route) followNext(ctx context.Context, r *http.Request, token string, after uint64, hold time.Duration, each func(uint64, Message)) (gap bool, gapAfter uint64, closed *CloseError, err error) {
+// for a local session. *gen is the generation of the follower's previous
+// read (0 before its first), and is set to this one's.
+func (rt *Route) followNext(ctx context.Context, r *http.Request, token string, after uint64, hold time.Duration, gen *uint64, each func(uint64, Message)) (gap bool, gapAfter uint64, closed *CloseError, err error) {
 	if hold < 0 {
 		hold = max(rt.opts.PingInterval, time.Second)
 		if d, ok := ctx.Deadline(); ok {
@@ -72,6 +79,10 @@ func (rt *Route) followNext(ctx context.Context, r *http.Request, token string, 
 	h.Set(HeaderToken, token)
 	h.Set(headerHold, strconv.FormatInt(hold.Milliseconds(), 10))
 	h.Set("Realtime-Ack", strconv.FormatUint(after, 10))
+	h.Del(headerFollowGen)
+	if *gen != 0 {
+		h.Set(headerFollowGen, strconv.FormatUint(*gen, 10))
+	}
 	scheme, host := rt.target(r)
 	req, _ := json.Marshal(relayed{Method: methodRead, URL: r.URL.RequestURI(), Host: host, Header: h, Identity: rt.identityOf(r), Scheme: scheme})
 	rctx, cancel := context.WithTimeout(ctx, hold+relayMargin)
@@ -94,6 +105,9 @@ func (rt *Route) followNext(ctx context.Context, r *http.Request, token string, 
 	}
 	switch b.Status {
 	case http.StatusOK:
+		if b.Gen != 0 {
+			*gen = b.Gen
+		}
 	case http.StatusConflict:
 		return false, 0, nil, protocol.ErrSuperseded
 	default:
@@ -125,7 +139,8 @@ func (rt *Route) serveRead(r *http.Request) relayedBatch {
 	}
 	after, _ := strconv.ParseUint(r.Header.Get("Realtime-Ack"), 10, 64)
 	hold, _ := strconv.ParseInt(r.Header.Get(headerHold), 10, 64)
-	gen, err := s.attach(attachFollow)
+	prev, _ := strconv.ParseUint(r.Header.Get(headerFollowGen), 10, 64)
+	gen, err := s.attachAfter(attachFollow, prev)
 	if err != nil {
 		return relayedBatch{Status: http.StatusConflict}
 	}
@@ -140,9 +155,9 @@ func (rt *Route) serveRead(r *http.Request) relayedBatch {
 	case errors.Is(err, protocol.ErrSuperseded):
 		return relayedBatch{Status: http.StatusConflict}
 	case err != nil:
-		return relayedBatch{Status: http.StatusOK} // the hold ran out: nothing yet
+		return relayedBatch{Status: http.StatusOK, Gen: gen} // the hold ran out: nothing yet
 	}
-	out := relayedBatch{Status: http.StatusOK, Gap: b.gap, GapAfter: b.gapAfter}
+	out := relayedBatch{Status: http.StatusOK, Gap: b.gap, GapAfter: b.gapAfter, Gen: gen}
 	for _, e := range b.entries {
 		out.Entries = append(out.Entries, relayedEntry{Seq: e.seq, Binary: e.Type == BinaryMessage, Data: e.Data})
 	}

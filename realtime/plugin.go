@@ -77,8 +77,8 @@ func (plugin) Attach(c *Conn, exclusive bool) (uint64, error) {
 func (plugin) Follows(rt *Route, token string) bool { return rt.follows(token) }
 
 // FollowNext reads a session that lives on another node (see follow.go).
-func (plugin) FollowNext(rt *Route, r *http.Request, token string, ctx context.Context, after uint64, hold time.Duration, each func(seq uint64, m Message)) (gap bool, gapAfter uint64, closed *CloseError, err error) {
-	return rt.followNext(ctx, r, token, after, hold, each)
+func (plugin) FollowNext(rt *Route, r *http.Request, token string, ctx context.Context, after uint64, hold time.Duration, gen *uint64, each func(seq uint64, m Message)) (gap bool, gapAfter uint64, closed *CloseError, err error) {
+	return rt.followNext(ctx, r, token, after, hold, gen, each)
 }
 
 // Next reads the session after the cursor for attachment gen and hands

@@ -236,10 +236,22 @@ const (
 // ErrSuperseded. While a poll is held, attach fails with ErrConflict: one
 // poll at a time, so a replayed request cannot steal another's messages.
 func (s *session) attach(kind attachKind) (uint64, error) {
+	return s.attachAfter(kind, 0)
+}
+
+// attachAfter is attach for a follower's next read: prev is the
+// generation of its previous read (0 for its first), and if anything
+// attached since, the follower was superseded (ErrSuperseded): a
+// follower whose client left must not take the session back from the
+// one its client came back through.
+func (s *session) attachAfter(kind attachKind, prev uint64) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.gone {
 		return 0, protocol.ErrUnknownSession
+	}
+	if prev != 0 && s.gens != prev {
+		return 0, protocol.ErrSuperseded
 	}
 	if s.attached != 0 && s.exclusive {
 		return 0, protocol.ErrConflict

@@ -78,7 +78,7 @@ func (l *Link) Attach(exclusive bool) (*Attachment, error) {
 // followed on another node (ep, r, token).
 type Attachment struct {
 	c   *realtime.Conn
-	gen uint64
+	gen uint64 // the local attachment's generation, or the one a follower's last read got
 
 	ep      *Endpoint
 	r       *http.Request
@@ -145,7 +145,7 @@ func (a *Attachment) Detach() {
 // hold (negative: as ctx allows).
 func (a *Attachment) followNext(ctx context.Context, after uint64, hold time.Duration) (Batch, error) {
 	var b Batch
-	gap, gapAfter, closed, err := core.FollowNext(a.ep.rt, a.r, a.token, ctx, after, hold, func(seq uint64, m realtime.Message) {
+	gap, gapAfter, closed, err := core.FollowNext(a.ep.rt, a.r, a.token, ctx, after, hold, &a.gen, func(seq uint64, m realtime.Message) {
 		b.Entries = append(b.Entries, Entry{Seq: seq, Message: m})
 	})
 	if err != nil {

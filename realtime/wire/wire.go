@@ -37,7 +37,7 @@ type coreAPI interface {
 	Next(c *realtime.Conn, gen uint64, ctx context.Context, after uint64, each func(seq uint64, m realtime.Message)) (gap bool, gapAfter uint64, closed *realtime.CloseError, err error)
 	Detach(c *realtime.Conn, gen uint64)
 	Follows(rt *realtime.Route, token string) bool
-	FollowNext(rt *realtime.Route, r *http.Request, token string, ctx context.Context, after uint64, hold time.Duration, each func(seq uint64, m realtime.Message)) (gap bool, gapAfter uint64, closed *realtime.CloseError, err error)
+	FollowNext(rt *realtime.Route, r *http.Request, token string, ctx context.Context, after uint64, hold time.Duration, gen *uint64, each func(seq uint64, m realtime.Message)) (gap bool, gapAfter uint64, closed *realtime.CloseError, err error)
 
 	Encoded(m realtime.Message, k realtime.Kind, encode func(realtime.Message) (any, error)) (any, error)
 	IsShared(m realtime.Message) bool
