@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtclient"
+	"github.com/rtkit/rtkit/testing/realtimetest"
 	_ "github.com/rtkit/rtkit/testing/realtimetest" // registers every transport
 	"github.com/rtkit/rtkit/transports/longpoll"
 	"github.com/rtkit/rtkit/transports/sse"
@@ -134,38 +134,12 @@ type fixture struct {
 	route *realtime.Route
 	proxy *proxy
 	ts    *httptest.Server
-	ln    *trackingListener
+	ln    *realtimetest.Listener
 }
 
 // drop closes every TCP connection of the server, hijacked WebSockets
 // included, as a network failure would.
-func (f *fixture) drop() { f.ln.closeAll() }
-
-// trackingListener remembers its connections.
-type trackingListener struct {
-	net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func (l *trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.mu.Lock()
-		l.conns = append(l.conns, c)
-		l.mu.Unlock()
-	}
-	return c, err
-}
-
-func (l *trackingListener) closeAll() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, c := range l.conns {
-		c.Close()
-	}
-	l.conns = nil
-}
+func (f *fixture) drop() { f.ln.Drop() }
 
 func newFixture(t *testing.T, o *realtime.Options) *fixture {
 	t.Helper()
@@ -180,7 +154,7 @@ func newFixture(t *testing.T, o *realtime.Options) *fixture {
 	f.route = realtime.NewRoute(f.rec.handler(), &oo)
 	f.proxy = &proxy{h: f.route}
 	f.ts = httptest.NewUnstartedServer(f.proxy)
-	f.ln = &trackingListener{Listener: f.ts.Listener}
+	f.ln = &realtimetest.Listener{Listener: f.ts.Listener}
 	f.ts.Listener = f.ln
 	f.ts.Start()
 	t.Cleanup(func() {

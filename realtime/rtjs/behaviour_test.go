@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"regexp"
@@ -255,42 +254,12 @@ func checkRow(t *testing.T, ctx context.Context, f *fixture, p *behaviourProxy, 
 	}
 }
 
-// trackingListener remembers its connections, hijacked WebSockets
-// included, so that a test can cut them all as a network failure would.
-type trackingListener struct {
-	net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func (l *trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.mu.Lock()
-		l.conns = append(l.conns, c)
-		l.mu.Unlock()
-	}
-	return c, err
-}
-
 // drop closes every connection. The browser retries a request whose
 // reused connection closed under it, so the next few requests are cut
 // too (f.cut), until the drop is one the page sees.
 func (f *fixture) drop() {
 	f.cut.Store(2)
-	f.conns.closeAll()
-}
-
-// closeAll closes every connection accepted so far, those that were
-// hijacked (WebSockets, SSE streams over HTTP/1.1) included, which
-// httptest's CloseClientConnections does not reach: the network drops.
-func (l *trackingListener) closeAll() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, c := range l.conns {
-		c.Close()
-	}
-	l.conns = nil
+	f.conns.Drop()
 }
 
 // The defaults of rtkit.js are PROTOCOL.md's "Timeouts and defaults",

@@ -20,6 +20,7 @@ import (
 	"github.com/rtkit/rtkit/realtime"
 	"github.com/rtkit/rtkit/realtime/rtjs"
 	"github.com/rtkit/rtkit/testing/browsertest"
+	"github.com/rtkit/rtkit/testing/realtimetest"
 	"github.com/rtkit/rtkit/transports/longpoll"
 	"github.com/rtkit/rtkit/transports/sse"
 	"github.com/rtkit/rtkit/transports/websocket"
@@ -91,7 +92,7 @@ func (r *recorder) handler() realtime.Handler {
 // (a server restart) while the listener stays.
 type fixture struct {
 	srv   *httptest.Server
-	conns *trackingListener
+	conns *realtimetest.Listener
 	rec   *recorder
 	route atomic.Pointer[realtime.Route]
 	down  atomic.Bool  // answer 503 to everything on /echo
@@ -133,7 +134,7 @@ func newFixture(t *testing.T, proxy func(http.Handler) http.Handler) *fixture {
 		w.Write([]byte(testPage))
 	})
 	f.srv = httptest.NewUnstartedServer(mux)
-	f.conns = &trackingListener{Listener: f.srv.Listener}
+	f.conns = &realtimetest.Listener{Listener: f.srv.Listener}
 	f.srv.Listener = f.conns
 	f.srv.Start()
 	t.Cleanup(func() {
@@ -512,7 +513,7 @@ const timer = setInterval(() => {
 }, 15);
 true`, kind, total))
 			waitForServer(t, ctx, f, func(got []string) bool { return len(got) >= 15 })
-			f.conns.closeAll()
+			f.conns.Drop()
 			got := waitForServer(t, ctx, f, func(got []string) bool { return len(got) >= total })
 			checkInOrder(t, got, total, nil, true)
 			waitFor(t, ctx, fmt.Sprintf(`log.msgs.length >= %d`, total), 20*time.Second)

@@ -97,7 +97,7 @@ c.send("here");
 true`, kind))
 			waitFor(t, ctx, `log.msgs.length === 1`, 10*time.Second)
 			blocked.Store(true)
-			f.conns.closeAll() // the stream or poll drops; resuming fails
+			f.conns.Drop() // the stream or poll drops; resuming fails
 			waitFor(t, ctx, `c.state === "reconnecting"`, 10*time.Second)
 			select {
 			case err := <-f.rec.closed:

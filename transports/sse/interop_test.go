@@ -56,7 +56,7 @@ func TestR3labsClientInterop(t *testing.T) {
 	}
 
 	// The network drops; messages sent meanwhile wait in the session.
-	s.dropConnections()
+	s.accepted.Drop()
 	c.SendText("missed-1")
 	c.SendText("missed-2")
 	var got []string

@@ -8,17 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rtkit/rtkit/realtime"
+	"github.com/rtkit/rtkit/testing/realtimetest"
 	"github.com/rtkit/rtkit/transports/sse"
 )
 
@@ -29,36 +28,7 @@ type server struct {
 	route    *realtime.Route
 	conns    chan *realtime.Conn
 	closed   chan error
-	accepted *trackingListener
-}
-
-// trackingListener remembers the connections it accepted.
-type trackingListener struct {
-	net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func (l *trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.mu.Lock()
-		l.conns = append(l.conns, c)
-		l.mu.Unlock()
-	}
-	return c, err
-}
-
-// dropConnections closes every TCP connection the server accepted, the
-// streams it took over included (httptest's CloseClientConnections does
-// not reach those): the network drops.
-func (s *server) dropConnections() {
-	s.accepted.mu.Lock()
-	defer s.accepted.mu.Unlock()
-	for _, c := range s.accepted.conns {
-		c.Close()
-	}
-	s.accepted.conns = nil
+	accepted *realtimetest.Listener // to drop every connection, streams taken over included
 }
 
 func newServer(t *testing.T, h realtime.Funcs, o realtime.Options) *server {
@@ -81,7 +51,7 @@ func newServer(t *testing.T, h realtime.Funcs, o realtime.Options) *server {
 	o.Transports = []realtime.Transport{sse.New(sse.Options{})}
 	s.route = realtime.NewRoute(h, &o)
 	s.Server = httptest.NewUnstartedServer(s.route)
-	s.accepted = &trackingListener{Listener: s.Server.Listener}
+	s.accepted = &realtimetest.Listener{Listener: s.Server.Listener}
 	s.Server.Listener = s.accepted
 	s.Server.Start()
 	t.Cleanup(func() {
