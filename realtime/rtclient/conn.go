@@ -117,6 +117,11 @@ type Conn struct {
 	gapReason string
 	closing   bool
 	final     *realtime.CloseError
+	// sent is closed when the message sendLoop has on the wire is
+	// answered; nil while none is. Close waits for it, so a message the
+	// server accepted is not reported as ErrClosed, and sendLoop starts
+	// no message once closing is set.
+	sent chan struct{}
 }
 
 // Dial connects to the route at rawURL (http or https; ws and wss are
@@ -613,7 +618,7 @@ func (c *Conn) sendLoop() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
-		for (len(c.outbox) == 0 || c.cur == nil) && c.ctx.Err() == nil {
+		for (len(c.outbox) == 0 || c.cur == nil || c.closing) && c.ctx.Err() == nil {
 			c.waitLocked()
 		}
 		if c.ctx.Err() != nil {
@@ -624,9 +629,13 @@ func (c *Conn) sendLoop() {
 			return
 		}
 		it, t, gen := c.outbox[0], c.cur, c.gen
+		sent := make(chan struct{})
+		c.sent = sent
 		c.mu.Unlock()
 		err := t.send(it)
 		c.mu.Lock()
+		c.sent = nil
+		close(sent)
 		var busy *busyError
 		if errors.As(err, &busy) {
 			c.log.Debug("rtclient: send paused", "after", busy.after)
@@ -770,8 +779,10 @@ func (c *Conn) Receive(ctx context.Context) (realtime.Message, error) {
 
 // Close closes the connection with code and reason and waits, at most a
 // couple of seconds, for the server to acknowledge, then for every
-// goroutine of the connection to end. Messages still queued are not sent:
-// their Send returns realtime.ErrClosed. Receive then returns the
+// goroutine of the connection to end. A message being sent when Close is
+// called is let finish first (its Send reports whether the server took
+// it); messages still queued behind it are not sent: their Send returns
+// realtime.ErrClosed. Receive then returns the
 // *realtime.CloseError with code and reason. Close returns
 // realtime.ErrClosed if the connection was closed already, and an error
 // for a code a client may not send (such as 1006).
@@ -792,10 +803,19 @@ func (c *Conn) closeFor(code int, reason string, cause error) error {
 	}
 	c.closing = true
 	c.final = &realtime.CloseError{Code: code, Reason: reason, Err: cause}
-	t, token := c.cur, c.token
+	sent := c.sent
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(c.ctx, closeTimeout)
 	defer cancel()
+	if sent != nil { // let the message on the wire be answered first
+		select {
+		case <-sent:
+		case <-ctx.Done():
+		}
+	}
+	c.mu.Lock()
+	t, token := c.cur, c.token
+	c.mu.Unlock()
 	switch {
 	case t != nil:
 		t.close(ctx, code, reason)
