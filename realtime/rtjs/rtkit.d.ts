@@ -85,7 +85,9 @@ export interface RealtimeGapEvent extends Event {
   readonly after: number | null;
   /**
    * null when the server said which seq; "new connection" after a WebSocket reconnect or a new
-   * session; "unknown session" when the session was gone and a new one started.
+   * session; "unknown session" when the session was gone and a new one started. A gap for a new
+   * connection made while reconnecting comes just before its open event (resumed false), so a
+   * page that re-subscribes on open need not also do so on that gap (state is not yet "open").
    */
   readonly reason: string | null;
 }
