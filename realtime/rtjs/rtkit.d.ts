@@ -115,8 +115,9 @@ export interface RealtimeEventMap {
 /**
  * A connection to an rtkit route that falls back, reconnects and resumes by itself, following
  * transports/PROTOCOL.md's "Client behaviour" tables. On pagehide it ends an SSE or long-poll
- * session at once (a keepalive DELETE with code 1001); a page restored from the back/forward
- * cache connects again. A POST answered 429 is sent again with the same seq after Retry-After
+ * session at once (a keepalive DELETE with code 1001), and closes a WebSocket with 1000 "page
+ * closed" when the page enters the back/forward cache; a page restored from that cache connects
+ * again. A POST answered 429 is sent again with the same seq after Retry-After
  * (at most 30 s), without reconnecting; one refused for good fires "refused". On WebSocket the
  * server's heartbeat (subprotocol "rtkit") lets it notice a half-open socket.
  */

@@ -15,7 +15,9 @@
 // the client sends the session's DELETE ({"code": 1001, "reason": "page
 // closed"}) with fetch's keepalive, which outlives the page, so the
 // server's handler Close runs now rather than when the session's resume
-// window (30 s) runs out. A WebSocket needs nothing: the browser closes it.
+// window (30 s) runs out. A WebSocket the browser closes itself on unload;
+// one whose page enters the back/forward cache the client closes with 1000
+// "page closed", as the cached page may keep it open.
 // The client listens to pagehide, not unload or beforeunload, which would
 // keep the page out of the back/forward cache; when the page comes back from
 // that cache (pageshow with persisted), the client connects again, as after
@@ -320,7 +322,7 @@ export class RealtimeClient extends EventTarget {
 
     // pagehide, not unload: it keeps the page eligible for the back/forward
     // cache. Workers have no pages.
-    this._onPageHide = () => this._pageHidden();
+    this._onPageHide = (e) => this._pageHidden(e);
     this._onPageShow = (e) => this._pageShown(e);
     if (typeof window !== "undefined" && typeof window.addEventListener === "function") {
       window.addEventListener("pagehide", this._onPageHide);
@@ -1096,9 +1098,22 @@ export class RealtimeClient extends EventTarget {
 
   // _pageHidden ends an SSE or long-poll session when the page goes away
   // (closed, navigated, or put in the back/forward cache), so that the
-  // server does not wait out the resume window. WebSocket is left alone:
-  // the browser closes the socket itself.
-  _pageHidden() {
+  // server does not wait out the resume window. A WebSocket the browser
+  // closes itself when the page is unloaded (1001); a page put in the
+  // back/forward cache may keep its socket open, frozen, so the client
+  // closes it then, with 1000 "page closed" (scripts may not send 1001).
+  _pageHidden(e) {
+    if (e && e.persisted && this.transport === "websocket" && this._ws && this.state === "open") {
+      this._gen++; // the socket's close is not a drop to recover from
+      const ws = this._ws;
+      this._ws = null;
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      this._clearTimers();
+      try { ws.close(1000, "page closed"); } catch (err) { /* already closed */ }
+      this._hidden = true;
+      this._setState("reconnecting");
+      return;
+    }
     const token = this._token;
     if (this.state === "closed" || !token || !isSession(this.transport)) return;
     if (this.state === "closing" && this._closeReq) {
