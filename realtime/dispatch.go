@@ -217,7 +217,7 @@ func (c *Conn) waitWritten() {
 		if !c.out.writing {
 			c.out.writing = true
 			c.mu.Unlock()
-			c.flush(-1)
+			c.flush(-1, nil)
 			c.mu.Lock()
 			continue
 		}
@@ -349,7 +349,7 @@ func (c *Conn) run(j job) {
 		close(j.done)
 	}
 	if write {
-		c.flush(1)
+		c.flush(1, nil)
 	}
 }
 

@@ -164,6 +164,12 @@ func startConn(t *testing.T, h Handler, o Options) (*Conn, *chanWire) {
 // startConnOn serves h over w.
 func startConnOn(t *testing.T, h Handler, o Options, w *chanWire) *Conn {
 	t.Helper()
+	return startConnAs(t, h, o, w, w)
+}
+
+// startConnAs serves h over r, a wire built on w.
+func startConnAs(t *testing.T, h Handler, o Options, r reader, w *chanWire) *Conn {
+	t.Helper()
 	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	o.Transports = []Transport{testTransport{}}
 	rt := NewRoute(h, &o)
@@ -171,7 +177,7 @@ func startConnOn(t *testing.T, h Handler, o Options, w *chanWire) *Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.start(w)
+	c.start(r)
 	t.Cleanup(func() {
 		w.hangUp(io.EOF)
 		<-c.Done()

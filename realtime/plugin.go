@@ -110,15 +110,15 @@ func (plugin) ConnOptions(c *Conn) *Options { return c.opts }
 
 func (plugin) OnClose(c *Conn, f func()) (remove func()) { return c.onClose(f) }
 
-// SendLive queues a topic message under the connection's overflow
-// policy, except that a topic never waits for one slow connection: Block
-// closes it instead.
-func (plugin) SendLive(c *Conn, m Message) error {
+// SendLive queues topic messages under the connection's overflow policy,
+// except that a topic never waits for one slow connection: Block closes it
+// instead. It returns how many were queued.
+func (plugin) SendLive(c *Conn, msgs []Message) (int, error) {
 	p := c.opts.Overflow
 	if p == OverflowBlock {
 		p = OverflowClose
 	}
-	return c.send(m, p)
+	return c.sendAll(msgs, p)
 }
 
 // Observe reports an event about c through its route's Observer.

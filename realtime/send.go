@@ -10,7 +10,8 @@ import (
 //
 // Invariants:
 //   - At most one goroutine holds the writer role (writing); only it calls
-//     wireConn.Write, outside the lock, with a batch it took from queue.
+//     wireConn.Write or TryWrite, outside the lock, with a batch it took
+//     from queue.
 //   - The queue holds at most Options.SendQueue messages and
 //     Options.SendQueueBytes bytes (one message always fits), so a slow
 //     peer costs a bounded amount of memory; live Sends beyond that meet
@@ -20,12 +21,17 @@ import (
 //     first slowCallback of a callback, whose goroutine writes when it
 //     returns (saving a goroutine switch per reply); the slow timer starts
 //     a writer if the callback runs on, and so does a queue half full.
+//   - A sender may take the free writer role itself and try the queue on
+//     the wire without waiting (writeSoonLocked); tail is then set when
+//     the wire kept part of it, and the role stays taken, and passes to a
+//     writer goroutine, until a Write has sent that part.
 //   - Once broken, nothing more is written and the queue stays empty.
 type sendQueue struct {
 	queue    []Message
 	spare    []Message // the other half of the double buffer
 	bytes    int       // data bytes in queue
 	writing  bool      // some goroutine holds the writer role
+	tail     bool      // the wire holds part of a TryWrite: the next Write sends it
 	broken   bool      // a write failed or the wire ended
 	closeReq *CloseError
 	overflow bool          // OverflowClose applied: the Send that set it reports and closes, the others only fail
@@ -35,9 +41,37 @@ type sendQueue struct {
 
 // send queues m under the overflow policy.
 func (c *Conn) send(m Message, policy OverflowPolicy) error {
+	c.mu.Lock()
+	if err := c.queueLocked(m, policy); err != nil {
+		return err
+	}
+	c.writeSoonLocked()
+	return nil
+}
+
+// sendAll queues msgs in order under the overflow policy, as send does
+// one by one, but has them written together. It returns how many were
+// queued and, when that is not all, why the next one was not.
+func (c *Conn) sendAll(msgs []Message, policy OverflowPolicy) (int, error) {
+	c.mu.Lock()
+	for i, m := range msgs {
+		if err := c.queueLocked(m, policy); err != nil {
+			if i > 0 {
+				c.mu.Lock()
+				c.writeSoonLocked()
+			}
+			return i, err
+		}
+	}
+	c.writeSoonLocked()
+	return len(msgs), nil
+}
+
+// queueLocked appends m to the queue under the overflow policy. It
+// returns nil with c.mu still held, or an error with c.mu released.
+func (c *Conn) queueLocked(m Message, policy OverflowPolicy) error {
 	var deadline Timer
 	var expired chan struct{}
-	c.mu.Lock()
 	for {
 		if c.state >= stateClosing {
 			c.mu.Unlock()
@@ -95,9 +129,46 @@ func (c *Conn) send(m Message, policy OverflowPolicy) error {
 	}
 	c.out.queue = append(c.out.queue, m)
 	c.out.bytes += len(m.Data)
+	return nil
+}
+
+// writeSoonLocked has what is queued written: at once, on this goroutine,
+// when the wire can write without waiting, nobody else holds the writer
+// role and no callback runs (a callback's sends are written together, by
+// its goroutine when it returns); otherwise by the writer kickLocked
+// starts. Writing inline saves waking a goroutine per delivery. It
+// releases c.mu.
+func (c *Conn) writeSoonLocked() {
+	q := &c.out
+	if tw, ok := c.wire.(tryWriter); ok && !q.writing && !q.broken && q.closeReq == nil &&
+		len(q.queue) > 0 && q.bytes <= maxTryBytes && !c.in.inCallback {
+		q.writing = true
+		c.mu.Unlock()
+		c.flush(1, tw)
+		return
+	}
 	c.kickLocked()
 	c.mu.Unlock()
-	return nil
+}
+
+// maxTryBytes bounds what one inline write (writeSoonLocked) may carry:
+// beyond it a writer goroutine takes the batch, so a sender never copies
+// a large message into the wire's buffer to try it.
+const maxTryBytes = 64 << 10
+
+// tryWriter is wire.TryWriter: a wire that can write without waiting for
+// the peer. When TryWrite reports false it keeps what it could not write,
+// and the next Write, which the writer role then owes it, sends that
+// first.
+type tryWriter interface {
+	TryWrite(msgs []Message) (bool, error)
+}
+
+// deferToCallbackLocked reports whether writing is left to the callback
+// running now, which writes what is queued when it returns (see
+// sendQueue).
+func (c *Conn) deferToCallbackLocked() bool {
+	return c.in.inCallback && !c.in.slow && 2*len(c.out.queue) < c.opts.SendQueue
 }
 
 // sendPaced queues msgs once the connection has room for them, waiting as
@@ -186,7 +257,7 @@ func (c *Conn) kickLocked() {
 	if q.writing || q.broken || c.wire == nil || len(q.queue) == 0 && q.closeReq == nil {
 		return
 	}
-	if c.in.inCallback && !c.in.slow && 2*len(q.queue) < c.opts.SendQueue {
+	if c.deferToCallbackLocked() {
 		return
 	}
 	c.startWriterLocked()
@@ -217,13 +288,14 @@ func (c *Conn) takeWriterLocked() bool {
 
 func (c *Conn) writeLoop() {
 	defer c.writers.Done()
-	c.flush(-1)
+	c.flush(-1, nil)
 }
 
 // flush writes queued messages, then the pending close, for at most
 // maxRounds batches (negative: no bound) and hands what remains to a writer
-// goroutine. The caller holds the writer role.
-func (c *Conn) flush(maxRounds int) {
+// goroutine. The caller holds the writer role. With tw, the first batch
+// is tried without waiting; what the wire keeps of it goes to the writer.
+func (c *Conn) flush(maxRounds int, tw tryWriter) {
 	for round := 0; ; round++ {
 		c.mu.Lock()
 		q := &c.out
@@ -233,7 +305,7 @@ func (c *Conn) flush(maxRounds int) {
 			c.mu.Unlock()
 			return
 		}
-		if len(q.queue) == 0 {
+		if len(q.queue) == 0 && !q.tail {
 			q.writing = false
 			c.wakeSendersLocked() // waitWritten waits for this
 			ce := q.closeReq
@@ -255,15 +327,22 @@ func (c *Conn) flush(maxRounds int) {
 		n, size := len(batch), q.bytes
 		q.queue, q.spare = q.spare[:0], nil
 		q.bytes = 0
+		q.tail = false // this write sends it first
 		c.wakeSendersLocked()
 		w := c.wire
 		c.mu.Unlock()
 
-		err := w.Write(batch)
+		done, err := true, error(nil)
+		if tw != nil && round == 0 {
+			done, err = tw.TryWrite(batch)
+		} else {
+			err = w.Write(batch)
+		}
 		clear(batch)
 
 		c.mu.Lock()
 		c.out.spare = batch[:0]
+		c.out.tail = !done
 		if err == nil {
 			c.stats.out += int64(n)
 			c.stats.outBytes += int64(size)

@@ -3,6 +3,7 @@ package topics
 import (
 	"context"
 	"math"
+	"runtime"
 	"sync"
 	"time"
 
@@ -312,17 +313,42 @@ func (t *topic) fanout(out []outgoing, last uint64) {
 		}
 	}
 	t.mu.Unlock()
-	for _, sd := range sends {
-		for _, o := range out[sd.from:] {
-			if core.SendLive(sd.s.c, o.m) != nil {
-				break
+	deliver := func(sends []send) {
+		msgs := make([]realtime.Message, 0, len(out))
+		for _, sd := range sends {
+			msgs = msgs[:0]
+			for _, o := range out[sd.from:] {
+				msgs = append(msgs, o.m)
 			}
-			if o.gap {
-				core.Observe(sd.s.c, realtime.Event{Kind: realtime.EventGap})
+			n, _ := core.SendLive(sd.s.c, msgs)
+			for _, o := range out[sd.from : sd.from+n] {
+				if o.gap {
+					core.Observe(sd.s.c, realtime.Event{Kind: realtime.EventGap})
+				}
 			}
 		}
 	}
+	// A send may write to the socket on this goroutine (see
+	// realtime.Conn.Send): a large fan-out is split between a few
+	// goroutines, each its own share of the connections, so that it uses
+	// every core. Each connection is in one share, in order.
+	w := min(runtime.GOMAXPROCS(0), len(sends)/fanoutShare)
+	if w <= 1 {
+		deliver(sends)
+		return
+	}
+	var wg sync.WaitGroup
+	share := (len(sends) + w - 1) / w
+	for i := share; i < len(sends); i += share {
+		part := sends[i:min(i+share, len(sends))]
+		wg.Go(func() { deliver(part) })
+	}
+	deliver(sends[:share])
+	wg.Wait()
 }
+
+// fanoutShare is the fewest connections a fan-out goroutine serves.
+const fanoutShare = 512
 
 // catchUp walks the topic's history from s.after as a cursor, a chunk at
 // a time, each chunk queued only once the connection has room for it (so

@@ -76,6 +76,24 @@ type Conn interface {
 	Close(code int, reason string) error
 }
 
+// TryWriter is a Conn that can write without waiting for its peer. The
+// core then writes a message on the goroutine that sends it, when no
+// other write is under way, instead of waking a writer goroutine: that
+// wake-up is most of the cost of a fan-out that sends one message at a
+// time.
+//
+// TryWrite writes msgs as Write does, but never waits for the peer (nor
+// for a write of its own under way): it reports true when all of them are
+// on their way, and false when it kept what it could not write without
+// waiting. The core then calls Write next, with more messages or none,
+// from a goroutine that may wait, and Write must send what TryWrite kept
+// first. TryWrite must not retain msgs itself; an error ends the
+// connection, as from Write. TryWrite and Write never overlap.
+type TryWriter interface {
+	Conn
+	TryWrite(msgs []realtime.Message) (bool, error)
+}
+
 // Reader is a Conn whose peer's messages arrive on the same connection
 // (WebSocket). The core reads it itself (see Link.Start), so that it can
 // go on reading while a callback is slow.

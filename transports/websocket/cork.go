@@ -25,9 +25,12 @@ type corkConn struct {
 	slack    time.Duration // see SetWriteDeadline
 	deadline atomic.Int64  // the write deadline on the socket, in Unix ns; 0: none
 
-	mu     sync.Mutex // guards corked and buf
+	mu     sync.Mutex // guards corked, trying, buf, raw and noRaw
 	corked bool
-	buf    *[]byte
+	trying bool    // corked by TryWrite: gather everything, write nothing
+	buf    *[]byte // gathered bytes; after tryUncork, what the socket did not take (the tail)
+	raw    *rawWriter
+	noRaw  bool // the socket offers no raw access: tryUncork leaves it all to Write
 }
 
 // SetWriteDeadline sets the socket's write deadline, unless t is later
@@ -59,17 +62,22 @@ func (c *corkConn) SetDeadline(t time.Time) error {
 	return c.Conn.SetDeadline(t)
 }
 
-// Write gathers p while corked, and writes it through otherwise.
+// Write gathers p while corked, and writes it through otherwise, after
+// the tail tryUncork left.
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.corked {
+		if err := c.flushLocked(); err != nil {
+			return 0, err
+		}
+		c.releaseLocked()
 		return c.Conn.Write(p)
 	}
 	if c.buf == nil {
 		c.buf = corkBuffers.Get().(*[]byte)
 	}
-	if len(*c.buf)+len(p) > maxCork {
+	if !c.trying && len(*c.buf)+len(p) > maxCork {
 		if err := c.flushLocked(); err != nil {
 			return 0, err
 		}
@@ -88,19 +96,69 @@ func (c *corkConn) cork() {
 	c.mu.Unlock()
 }
 
+// corkToTry starts gathering writes for tryUncork, which must follow.
+func (c *corkConn) corkToTry() {
+	c.mu.Lock()
+	c.corked, c.trying = true, true
+	c.mu.Unlock()
+}
+
 // uncork writes what was gathered and stops gathering.
 func (c *corkConn) uncork() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.corked = false
+	c.corked, c.trying = false, false
 	err := c.flushLocked()
-	if c.buf != nil {
-		if cap(*c.buf) <= maxCork {
-			*c.buf = (*c.buf)[:0]
-			corkBuffers.Put(c.buf)
-		}
-		c.buf = nil
+	c.releaseLocked()
+	return err
+}
+
+// tryUncork stops gathering and writes what was gathered as far as the
+// socket takes it without waiting. It reports whether all of it went; if
+// not, the rest is the tail, which the next Write or flushTail sends
+// first.
+func (c *corkConn) tryUncork() (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked, c.trying = false, false
+	if c.buf == nil || len(*c.buf) == 0 {
+		c.releaseLocked()
+		return true, nil
 	}
+	if c.raw == nil && !c.noRaw {
+		c.raw = newRawWriter(c.Conn)
+		c.noRaw = c.raw == nil
+	}
+	if c.noRaw {
+		return false, nil
+	}
+	n, err := c.raw.writeNow(*c.buf)
+	if err != nil {
+		return false, err
+	}
+	rest := copy(*c.buf, (*c.buf)[n:])
+	*c.buf = (*c.buf)[:rest]
+	if rest > 0 {
+		return false, nil
+	}
+	c.releaseLocked()
+	return true, nil
+}
+
+// hasTail reports whether tryUncork left bytes to write.
+func (c *corkConn) hasTail() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.corked && c.buf != nil && len(*c.buf) > 0
+}
+
+// flushTail writes the tail, waiting as long as the socket's write
+// deadline allows.
+func (c *corkConn) flushTail() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err := c.flushLocked()
+	c.releaseLocked()
 	return err
 }
 
@@ -111,6 +169,18 @@ func (c *corkConn) flushLocked() error {
 	_, err := c.Conn.Write(*c.buf)
 	*c.buf = (*c.buf)[:0]
 	return err
+}
+
+// releaseLocked returns an empty buffer to the pool: idle connections hold
+// none.
+func (c *corkConn) releaseLocked() {
+	if c.buf == nil || len(*c.buf) > 0 {
+		return
+	}
+	if cap(*c.buf) <= maxCork {
+		corkBuffers.Put(c.buf)
+	}
+	c.buf = nil
 }
 
 // corkingWriter hands gorilla's upgrader a corkable connection.

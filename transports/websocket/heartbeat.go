@@ -21,12 +21,11 @@ import (
 
 // heartbeatConn is a conn whose client speaks the rtkit subprotocol.
 //
-// Writes: the core's Write and the heartbeat both write data frames, which
-// gorilla allows one at a time; wmu orders them. A heartbeat waits for a
-// write in progress, and is not sent if another write started meanwhile.
+// Writes: the core's writes and the heartbeat both write data frames, which
+// gorilla allows one at a time; conn.wmu orders them. A heartbeat waits for
+// a write in progress, and is not sent if another write started meanwhile.
 type heartbeatConn struct {
 	*conn
-	wmu  sync.Mutex
 	last atomic.Int64 // clock time of the last write, in Unix nanoseconds
 
 	mu      sync.Mutex
@@ -50,14 +49,21 @@ func withHeartbeat(c *conn) wire.Reader {
 	return h
 }
 
-var _ wire.Reader = (*heartbeatConn)(nil)
+var (
+	_ wire.Reader    = (*heartbeatConn)(nil)
+	_ wire.TryWriter = (*heartbeatConn)(nil)
+)
 
 // Write writes msgs; they count as a heartbeat.
 func (h *heartbeatConn) Write(msgs []realtime.Message) error {
-	h.wmu.Lock()
-	defer h.wmu.Unlock()
 	h.last.Store(h.opts.Clock.Now().UnixNano())
 	return h.conn.Write(msgs)
+}
+
+// TryWrite tries msgs; they count as a heartbeat.
+func (h *heartbeatConn) TryWrite(msgs []realtime.Message) (bool, error) {
+	h.last.Store(h.opts.Clock.Now().UnixNano())
+	return h.conn.TryWrite(msgs)
 }
 
 // tick sends a heartbeat if nothing was written for PingInterval, and

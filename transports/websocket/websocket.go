@@ -117,6 +117,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &conn{ws: ws, opts: s.opts, cork: cw.conn, br: cw.br}
+	ws.SetPingHandler(c.pong)
 	ws.SetReadLimit(wireLimit(s.opts.ReadLimit, s.upgrader.EnableCompression))
 	if s.opts.PingInterval > 0 {
 		c.keepAlive()
@@ -157,6 +158,16 @@ type conn struct {
 	cork *corkConn     // the socket under ws, to write a batch at once
 	br   *bufio.Reader // ws's read buffer (see idle.go)
 
+	// Writes: gorilla writes one frame at a time, and one that waits for a
+	// slow peer holds up the others. wmu is held by every writer but the
+	// close frame's (Write, TryWrite, pings, pongs, heartbeats), so that
+	// TryWrite can see that a write is under way and not wait for it: it
+	// then keeps its messages in pending (guarded by pmu), which the next
+	// Write, the core's answer to TryWrite's false, sends first.
+	wmu     sync.Mutex
+	pmu     sync.Mutex
+	pending []realtime.Message
+
 	heard  atomic.Uint64 // pongs and messages received
 	reads  atomic.Uint64 // Read calls entered
 	inRead atomic.Bool   // the core is inside Read
@@ -171,7 +182,10 @@ type conn struct {
 	pings     sync.WaitGroup
 }
 
-var _ wire.Reader = (*conn)(nil)
+var (
+	_ wire.Reader    = (*conn)(nil)
+	_ wire.TryWriter = (*conn)(nil)
+)
 
 // Read returns the peer's next message.
 func (c *conn) Read() (realtime.Message, error) {
@@ -235,7 +249,10 @@ func (c *conn) ping() {
 	c.mu.Unlock()
 	defer c.pings.Done()
 	heard, reads, reading := c.heard.Load(), c.reads.Load(), c.inRead.Load()
-	if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.opts.WriteTimeout)) != nil {
+	c.wmu.Lock()
+	err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.opts.WriteTimeout))
+	c.wmu.Unlock()
+	if err != nil {
 		return // the connection is broken: Read will say so
 	}
 	c.mu.Lock()
@@ -261,16 +278,72 @@ func (c *conn) check(heard, reads uint64, reading bool) {
 	c.pinger = c.opts.Clock.AfterFunc(max(c.opts.PingInterval-c.opts.PongTimeout, 0), c.ping)
 }
 
-// Write writes msgs as one frame each within WriteTimeout.
+// Write writes msgs as one frame each within WriteTimeout, after what a
+// TryWrite kept.
 func (c *conn) Write(msgs []realtime.Message) error {
-	if err := c.ws.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout)); err != nil {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	deadline := time.Now().Add(c.opts.WriteTimeout)
+	if err := c.ws.SetWriteDeadline(deadline); err != nil {
 		return err
+	}
+	if c.cork != nil && c.cork.hasTail() {
+		c.cork.SetWriteDeadline(deadline)
+		if err := c.cork.flushTail(); err != nil {
+			return writeError(err)
+		}
+	}
+	c.pmu.Lock()
+	kept := c.pending
+	c.pending = nil
+	c.pmu.Unlock()
+	if len(kept) > 0 {
+		msgs = append(kept, msgs...)
 	}
 	if len(msgs) > 1 && c.cork != nil {
 		// One write for the whole batch instead of one per frame.
 		c.cork.cork()
 		defer c.cork.uncork()
 	}
+	if err := c.writeFrames(msgs); err != nil {
+		return err
+	}
+	if len(msgs) > 1 && c.cork != nil {
+		if err := c.cork.uncork(); err != nil {
+			return writeError(err)
+		}
+	}
+	return nil
+}
+
+// TryWrite writes msgs, as one socket write, as far as the socket takes
+// them without waiting (see wire.TryWriter). Behind a write under way, or
+// on a socket without raw access, it keeps them all for the next Write.
+func (c *conn) TryWrite(msgs []realtime.Message) (bool, error) {
+	if c.cork == nil || !c.wmu.TryLock() {
+		c.pmu.Lock()
+		c.pending = append(c.pending, msgs...)
+		c.pmu.Unlock()
+		return false, nil
+	}
+	defer c.wmu.Unlock()
+	if err := c.ws.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout)); err != nil {
+		return false, err
+	}
+	c.cork.corkToTry()
+	if err := c.writeFrames(msgs); err != nil {
+		c.cork.uncork()
+		return false, err
+	}
+	done, err := c.cork.tryUncork()
+	if err != nil {
+		return false, writeError(err)
+	}
+	return done, nil
+}
+
+// writeFrames writes one frame per message; the caller holds wmu.
+func (c *conn) writeFrames(msgs []realtime.Message) error {
 	for _, m := range msgs {
 		var err error
 		if wire.IsShared(m) {
@@ -287,13 +360,24 @@ func (c *conn) Write(msgs []realtime.Message) error {
 			return writeError(err)
 		}
 	}
-	if len(msgs) > 1 && c.cork != nil {
-		if err := c.cork.uncork(); err != nil {
-			return writeError(err)
-		}
-	}
 	return nil
 }
+
+// pong answers a ping, as gorilla's default handler does, in turn with
+// the other writers.
+func (c *conn) pong(data string) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(pongWait))
+	var ne net.Error
+	if err == websocket.ErrCloseSent || errors.As(err, &ne) && ne.Timeout() {
+		return nil
+	}
+	return err
+}
+
+// pongWait is how long a pong may take to write (gorilla's own figure).
+const pongWait = time.Second
 
 func prepare(m realtime.Message) (any, error) {
 	return websocket.NewPreparedMessage(int(m.Type), m.Data)
