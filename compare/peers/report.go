@@ -32,8 +32,10 @@ func rows(cfg *Config) []row {
 	return []row{
 		{"ws", fmt.Sprintf("echo, %d busy conns, 64 B: echoes/s", cfg.EchoConns), "echo-64", "rate", "/s", "gorilla"},
 		{"ws", "echo, 64 B: p50 round trip", "echo-64", "p50", "µs", "gorilla"},
+		{"ws", "echo, 64 B: server CPU per echo", "echo-64", "cpu", "µs", "gorilla"},
 		{"ws", fmt.Sprintf("echo, %d busy conns, 1 KiB: echoes/s", cfg.EchoConns), "echo-1024", "rate", "/s", "gorilla"},
 		{"ws", "echo, 1 KiB: p50 round trip", "echo-1024", "p50", "µs", "gorilla"},
+		{"ws", "echo, 1 KiB: server CPU per echo", "echo-1024", "cpu", "µs", "gorilla"},
 		{"ws", fmt.Sprintf("idle RSS per WebSocket, %s conns", n(cfg.Idle)), "idle", "rss", "KiB", "gorilla"},
 		{"ws", fmt.Sprintf("fan-out to %s, burst of %d: deliveries/s", n(cfg.Fanout), cfg.Burst), "fanout", "burst-rate", "/s", "gorilla"},
 		{"ws", "fan-out, burst: server CPU per delivery", "fanout", "burst-cpu", "ns", "gorilla"},

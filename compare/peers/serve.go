@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -141,6 +143,8 @@ func serve(name, workload string, size int, stdin io.Reader, stdout io.Writer) e
 		say("stats %s", b)
 	}
 	var work sync.WaitGroup
+	var prof profile
+	defer prof.stop()
 	sc := bufio.NewScanner(stdin)
 	for sc.Scan() {
 		cmd, arg, _ := strings.Cut(sc.Text(), " ")
@@ -148,11 +152,14 @@ func serve(name, workload string, size int, stdin io.Reader, stdout io.Writer) e
 		switch {
 		case cmd == "mark":
 			work.Wait()
+			prof.start(name, workload)
 			cpu0, in0, out0 = cpuTime(), cl.in.Load(), cl.out.Load()
 			say("marked")
 		case cmd == "stats":
+			prof.stop()
 			stats(false)
 		case cmd == "measure":
+			prof.stop()
 			stats(true)
 		case cmd == "publish" && s.publish != nil && n > 0:
 			// The client sees the deliveries; the parent waits on it, not
@@ -220,4 +227,38 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	c.l.out.Add(int64(n))
 	return n, err
+}
+
+// profile writes the server's CPU profile of each measured span (from
+// "mark" to "stats") to $PEERS_CPUPROFILE.SERVER.WORKLOAD.PID when that
+// variable is set: a way to see where a server's CPU goes, for example
+//
+//	PEERS_CPUPROFILE=/tmp/cpu go run . -servers rtkit -workloads connect
+//	go tool pprof -top /tmp/cpu.rtkit.connect.*
+type profile struct{ f *os.File }
+
+func (p *profile) start(server, workload string) {
+	p.stop()
+	base := os.Getenv("PEERS_CPUPROFILE")
+	if base == "" {
+		return
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%s.%s.%d", base, server, workload, os.Getpid()))
+	if err != nil {
+		return
+	}
+	if pprof.StartCPUProfile(f) != nil {
+		f.Close()
+		return
+	}
+	p.f = f
+}
+
+func (p *profile) stop() {
+	if p.f == nil {
+		return
+	}
+	pprof.StopCPUProfile()
+	p.f.Close()
+	p.f = nil
 }
