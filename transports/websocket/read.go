@@ -101,6 +101,8 @@ func (c *conn) refuseMessage(code int, reason string) {
 	c.mu.Lock()
 	c.sentClose = true
 	c.mu.Unlock()
+	c.wmu.Lock() // in turn with the other writers: TryWrite must not wait behind this one
+	defer c.wmu.Unlock()
 	deadline := time.Now().Add(min(c.opts.WriteTimeout, closeFrameTimeout))
 	c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -144,4 +145,43 @@ func TestTryWriteWithPongs(t *testing.T) {
 	if err := <-errs; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A close frame stuck behind a peer that does not read (the peer filled
+// the socket, then sent something that ends the connection) never holds
+// TryWrite up: it keeps its messages and returns, so a fan-out goes on to
+// the other connections.
+func TestTryWriteNotBehindACloseFrame(t *testing.T) {
+	c, _ := serverConn(t)
+	for i := 0; ; i++ { // fill the socket: the client reads nothing
+		done, err := c.TryWrite([]realtime.Message{realtime.Text(payload(i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !done {
+			break
+		}
+	}
+	refused := make(chan struct{})
+	go func() {
+		defer close(refused)
+		c.refuseMessage(realtime.CloseInvalidData, "invalid UTF-8") // waits for the full socket, up to a second
+	}()
+	for giveUp := time.Now().Add(5 * time.Second); c.wmu.TryLock(); { // until the close frame's writer holds wmu
+		c.wmu.Unlock()
+		if time.Now().After(giveUp) {
+			t.Fatal("the close frame was written without wmu")
+		}
+		runtime.Gosched()
+	}
+	done, err := c.TryWrite([]realtime.Message{realtime.Text("next")})
+	select {
+	case <-refused:
+		t.Fatal("the close frame was written first: the test did not hold TryWrite behind it")
+	default:
+	}
+	if done || err != nil {
+		t.Fatalf("TryWrite behind a close frame: %v, %v; want false, nil", done, err)
+	}
+	<-refused
 }

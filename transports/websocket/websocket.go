@@ -118,6 +118,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &conn{ws: ws, opts: s.opts, cork: cw.conn, br: cw.br}
 	ws.SetPingHandler(c.pong)
+	ws.SetCloseHandler(c.closeReply)
 	ws.SetReadLimit(wireLimit(s.opts.ReadLimit, s.upgrader.EnableCompression))
 	if s.opts.PingInterval > 0 {
 		c.keepAlive()
@@ -159,11 +160,12 @@ type conn struct {
 	br   *bufio.Reader // ws's read buffer (see idle.go)
 
 	// Writes: gorilla writes one frame at a time, and one that waits for a
-	// slow peer holds up the others. wmu is held by every writer but the
-	// close frame's (Write, TryWrite, pings, pongs, heartbeats), so that
-	// TryWrite can see that a write is under way and not wait for it: it
-	// then keeps its messages in pending (guarded by pmu), which the next
-	// Write, the core's answer to TryWrite's false, sends first.
+	// slow peer holds up the others. wmu is held by every writer (Write,
+	// TryWrite, pings, pongs, heartbeats, close frames; Close only when it
+	// is free, see there), so that TryWrite can see that a write is under
+	// way and not wait for it: it then keeps its messages in pending
+	// (guarded by pmu), which the next Write, the core's answer to
+	// TryWrite's false, sends first.
 	wmu     sync.Mutex
 	pmu     sync.Mutex
 	pending []realtime.Message
@@ -363,6 +365,15 @@ func (c *conn) writeFrames(msgs []realtime.Message) error {
 	return nil
 }
 
+// closeReply answers the peer's close frame, as gorilla's default handler
+// does, in turn with the other writers.
+func (c *conn) closeReply(code int, _ string) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(pongWait))
+	return nil
+}
+
 // pong answers a ping, as gorilla's default handler does, in turn with
 // the other writers.
 func (c *conn) pong(data string) error {
@@ -411,6 +422,13 @@ func (c *conn) Close(code int, reason string) error {
 	}
 	// A write in progress holds gorilla's write lock; a slow peer must not
 	// hold up whoever closes (a Send that overflowed, a shutdown) for long.
+	// The caller holds the core's writer role, so the write under way, if
+	// any, is a ping, pong or heartbeat: wait for it only as gorilla's
+	// timed lock does, and hold wmu when it is free, so that TryWrite does
+	// not wait behind the close frame.
+	if c.wmu.TryLock() {
+		defer c.wmu.Unlock()
+	}
 	msg := websocket.FormatCloseMessage(code, reason)
 	if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(min(c.opts.WriteTimeout, closeFrameTimeout))); err != nil {
 		c.teardownLocked()
