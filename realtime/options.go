@@ -131,7 +131,9 @@ type Options struct {
 	ResumeBuffer int
 	// ResumeWindow is how long a session without a live request (a dropped
 	// SSE stream, the time between two polls) waits to be resumed before
-	// its connection closes. Zero means 30 seconds.
+	// its connection closes. Zero means 30 seconds. A new session waits
+	// for its first request (the stream that opened it, a first poll) for
+	// the resume window too, but at least a second and at most ten.
 	ResumeWindow time.Duration
 	// Identity, when set, names the identity that middleware established
 	// for a request, such as a user id. A session token is then honoured

@@ -418,6 +418,18 @@ var errTooFarAhead = errors.New("realtime: message sequence number too far ahead
 // send at once).
 const attachTimeout = 10 * time.Second
 
+// minFirstAttach is the least a new session waits for its first
+// attachment, however short the resume window: it covers the gap between
+// opening a session and attaching the stream that opened it, or the
+// client's first poll, on a loaded machine.
+const minFirstAttach = time.Second
+
+// firstAttachWait is how long a new session waits for its first
+// attachment: the resume window, within [minFirstAttach, attachTimeout].
+func firstAttachWait(resume time.Duration) time.Duration {
+	return max(min(resume, attachTimeout), minFirstAttach)
+}
+
 // errNoSession is what attaching to a connection that is not a session
 // returns.
 var errNoSession = errors.New("realtime: not a session")
@@ -436,7 +448,7 @@ func (c *Conn) openSession(r *http.Request) string {
 	// client that opens a long-poll session and never polls holds it (and
 	// its place under the caps) for attachTimeout at most.
 	s.mu.Lock()
-	s.grace = c.opts.Clock.AfterFunc(min(c.opts.ResumeWindow, attachTimeout), s.detachedTimeout)
+	s.grace = c.opts.Clock.AfterFunc(firstAttachWait(c.opts.ResumeWindow), s.detachedTimeout)
 	s.mu.Unlock()
 	c.startSession(s)
 	return s.token

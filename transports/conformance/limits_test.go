@@ -3,6 +3,7 @@ package conformance_test
 import (
 	"bufio"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -136,6 +137,41 @@ func TestNeverAttachedSessionExpires(t *testing.T) {
 	if n := f.route.Len(); n != 0 {
 		t.Fatalf("the route holds %d connections", n)
 	}
+}
+
+// A new session waits at least a second for its first request, however
+// short the resume window: a client that polls right after opening is not
+// turned away because the machine was busy for a millisecond.
+func TestNewSessionWaitsForItsFirstRequest(t *testing.T) {
+	f := newFixture(t, transports[3], echo, realtime.Options{ResumeWindow: time.Millisecond})
+	req, _ := http.NewRequest(http.MethodPost, f.url+"?transport=longpoll", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var open struct{ Token string }
+	err = json.NewDecoder(resp.Body).Decode(&open)
+	resp.Body.Close()
+	if err != nil || open.Token == "" {
+		t.Fatalf("open: %v, token %q", err, open.Token)
+	}
+	c := f.nextOpen()
+	f.clock.Advance(500 * time.Millisecond) // 500 resume windows
+	req, _ = http.NewRequest(http.MethodPost, f.url, strings.NewReader("still here"))
+	req.Header.Set(realtime.HeaderToken, open.Token)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("POST 500 ms after opening: %d, want the message taken", resp.StatusCode)
+	}
+	f.clock.Advance(500 * time.Millisecond) // never attached: gone after a second
+	if cl := f.nextClose(); !errors.Is(cl.err, realtime.ErrResumeTimeout) {
+		t.Fatalf("cause %v", cl.err)
+	}
+	<-c.Done()
 }
 
 // A session nobody resumed within the resume window is forgotten at
