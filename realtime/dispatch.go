@@ -44,7 +44,9 @@ type job struct {
 //     leaves once it has drained the inbox: the reader role moves, there
 //     is never a second reader.
 //   - Once the connection is closing, queued jobs are discarded: the peer
-//     has gone or the handler has finished with it.
+//     has gone or the handler has finished with it. A server shutdown is
+//     the exception: the handler still gets the messages queued, which
+//     the peer was told had arrived.
 type inbox struct {
 	jobs         []job // jobs[head:] wait, oldest first
 	head         int
@@ -268,7 +270,7 @@ func (c *Conn) enqueue(m Message) {
 func (c *Conn) drain(reader bool) bool {
 	for {
 		c.mu.Lock()
-		if c.state >= stateClosing {
+		if c.state >= stateClosing && !c.shuttingDownLocked() {
 			c.discardLocked()
 		}
 		if c.in.empty() {
@@ -291,6 +293,14 @@ func (c *Conn) drain(reader bool) bool {
 		c.mu.Unlock()
 		c.run(j)
 	}
+}
+
+// shuttingDownLocked reports whether the connection closes because its
+// server shuts down: then the messages already in its inbox, which the
+// transport has acknowledged (a POST answered), still reach the handler
+// before its Close, within Shutdown's context.
+func (c *Conn) shuttingDownLocked() bool {
+	return c.cause != nil && errors.Is(c.cause.Err, ErrServerClosed)
 }
 
 // discardLocked drops the queued jobs of a closing connection, except

@@ -314,6 +314,35 @@ func TestPeerLeavingCancelsTheCallback(t *testing.T) {
 	}
 }
 
+// A server shutdown still hands the handler what its inbox holds (for a
+// session, messages whose POST was answered), after the running callback
+// and before Close.
+func TestShutdownRunsQueuedMessages(t *testing.T) {
+	h := newTestHandler()
+	c, w := startConn(t, h, Options{})
+	within(t, h.started, "open")
+	send(t, w, "slow")
+	within(t, h.started, "slow")
+	send(t, w, "queued") // read: in the inbox once received has queued it
+	waitFor(t, "the message queued", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.in.msgs == 1
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.route.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err := within(t, h.closed, "close")
+	if !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("close %v", err)
+	}
+	if got, want := h.calls(), []string{"open", "slow", "cancelled", "queued", "close"}; !equal(got, want) {
+		t.Fatalf("calls %v, want %v", got, want)
+	}
+}
+
 // What a callback sends is written while it runs, not when it returns:
 // each message here is sent only once the previous one reached the peer.
 func TestCallbackStreamsWhileItRuns(t *testing.T) {

@@ -225,7 +225,10 @@ func (rt *Route) Conns() []*Conn {
 // Shutdown stops admitting connections, closes every live one with
 // CloseGoingAway (the cause wraps ErrServerClosed) and waits until their
 // handlers' Close have returned or ctx ends, whichever comes first; in the
-// latter case it returns ctx's error.
+// latter case it returns ctx's error. Messages already in a connection's
+// inbox (for SSE and long-polling, POSTs already answered) still reach
+// its handler first, with the connection's context cancelled; what they
+// send is not delivered.
 func (rt *Route) Shutdown(ctx context.Context) error {
 	return rt.wait(ctx, rt.startShutdown())
 }
