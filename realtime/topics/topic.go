@@ -27,6 +27,12 @@ const catchUpChunk = 64
 // answer (and reports what is missing as a gap).
 const maxStale = 8
 
+// maxAhead is how many times in a row a catch-up asks again a broker
+// whose history ends before the position the client resumes from (100 ms,
+// 200 ms, 400 ms apart), before it takes the topic for one that started
+// again (and sends a gap).
+const maxAhead = 3
+
 // topic is one topic's state on this node: its local subscribers and the
 // pump, one goroutine per topic, that hands live entries to them in order.
 //
@@ -372,7 +378,7 @@ func (t *topic) catchUp(s *subscriber) {
 			core.Observe(c, realtime.Event{Kind: realtime.EventCatchUp, N: sent, Duration: clock.Now().Sub(start)})
 		}
 	}()
-	for failures, stale := 0, 0; ; {
+	for failures, stale, ahead := 0, 0, 0; ; {
 		// What the pump fanned out before this read is in its answer;
 		// what it fans out meanwhile may not be.
 		t.mu.Lock()
@@ -400,7 +406,18 @@ func (t *topic) catchUp(s *subscriber) {
 			}
 			continue
 		}
-		failures, stale = 0, 0
+		if after > h.Last && ahead < maxAhead {
+			// The client has seen more than the history holds: it may
+			// have seen it live, here or on another node, before the
+			// store caught up. Ask again before taking it for a topic
+			// that started again.
+			ahead++
+			if !sleepCtx(ctx, backoff(ahead-1)) {
+				return
+			}
+			continue
+		}
+		failures, stale, ahead = 0, 0, 0
 		var batch []realtime.Message
 		bsent, bgaps := 0, 0
 		if after > h.Last {

@@ -247,6 +247,46 @@ func TestTopicsRecoverSkippedMessages(t *testing.T) {
 	}
 }
 
+// lagging is a broker whose history, for its next lag calls, ends two
+// entries short of what was published: a store behind its live delivery.
+type lagging struct {
+	topics.Broker
+	lag atomic.Int32
+}
+
+func (l *lagging) History(ctx context.Context, topic string, after uint64, limit int) (topics.History, error) {
+	h, err := l.Broker.History(ctx, topic, after, limit)
+	if err != nil || l.lag.Add(-1) < 0 {
+		return h, err
+	}
+	h.Last = max(h.Last, 2) - 2
+	for len(h.Entries) > 0 && h.Entries[len(h.Entries)-1].Seq > h.Last {
+		h.Entries = h.Entries[:len(h.Entries)-1]
+	}
+	return h, nil
+}
+
+// A client that resumes from further than the broker's history reaches
+// (it saw the newest messages live, before the store caught up) is not
+// told the topic started again: the catch-up asks again and goes on
+// without a gap.
+func TestResumeAheadOfALaggingHistory(t *testing.T) {
+	b := &lagging{Broker: topics.NewMemoryBroker(nil)}
+	ts := topics.New(b)
+	rt := realtime.NewRoute(roomHandler(ts), inMemory)
+	defer rt.Shutdown(tctx(t))
+	for i := 1; i <= 5; i++ {
+		ts.Publish(tctx(t), "t", realtime.Text(fmt.Sprint(i)))
+	}
+	b.lag.Store(2)
+	c, _ := realtimetest.DialRoute(rt, nil)
+	c.SendText("t 5")
+	ts.Publish(tctx(t), "t", realtime.Text("6"))
+	if env := envOf(t, c); env.Gap != nil || env.Seq != 6 {
+		t.Fatalf("got %+v, want seq 6 and no gap", env)
+	}
+}
+
 // gated is a broker whose Subscribe waits for a gate, then fails while
 // failing is set, and which counts the subscriptions left open.
 type gated struct {
