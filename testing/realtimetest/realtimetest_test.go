@@ -152,12 +152,28 @@ func TestSlowConsumerIsClosed(t *testing.T) {
 		}
 		return nil
 	}}
-	rec, _ := realtimetest.Run(h, &realtime.Options{SendQueue: 16}, realtime.Text("go"))
-	if rec.Code != realtime.ClosePolicyViolation || !errors.Is(rec.Err, realtime.ErrQueueFull) {
-		t.Fatalf("got code %d, cause %v", rec.Code, rec.Err)
+	c, err := realtimetest.Dial(h, &realtime.Options{SendQueue: 16})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(rec.Sent) > 16 {
-		t.Fatalf("%d messages got through a queue of 16", len(rec.Sent))
+	c.SetBuffer(4) // a peer that reads nothing yet: writes block after 4
+	if err := c.Send(realtime.Text("go")); err != nil {
+		t.Fatal(err)
+	}
+	<-c.Done() // the server closes it: nobody else does
+	if cause := c.Conn().Cause(); realtime.CloseStatus(cause) != realtime.ClosePolicyViolation || !errors.Is(cause, realtime.ErrQueueFull) {
+		t.Fatalf("cause %v, want 1008 for the full queue", cause)
+	}
+	// What got through is what the peer's buffer took before the writer
+	// blocked, in order; the queue behind it is dropped.
+	for i := 0; ; i++ {
+		m, err := c.Receive(ctx(t))
+		if realtime.CloseStatus(err) == realtime.ClosePolicyViolation {
+			break
+		}
+		if err != nil || m.Text() != fmt.Sprint(i) || i >= 4 {
+			t.Fatalf("message %d: %q, %v; want at most 4 messages, in order, then the close", i, m.Text(), err)
+		}
 	}
 }
 
