@@ -42,7 +42,10 @@ func Run(h realtime.Handler, o *realtime.Options, in ...realtime.Message) (*Reco
 			break
 		}
 	}
-	if c.CloseError() == nil {
+	// Send returns once the handler has processed the message: a close
+	// it (or the core) started meanwhile is the connection's cause already,
+	// though the client may not have seen it yet.
+	if c.CloseError() == nil && c.Conn().Cause() == nil {
 		c.Close(realtime.CloseNormal, "")
 	}
 	<-c.Done()
