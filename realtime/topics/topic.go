@@ -259,9 +259,7 @@ func (t *topic) deliver(out []outgoing, e Entry, last uint64) ([]outgoing, uint6
 		out = append(out, outgoing{m: gapEnvelope(t.name, last), seq: last, gap: true, reset: true})
 	}
 	if e.Seq > last+1 {
-		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
-		h, err := t.ts.b.History(ctx, t.name, last, int(e.Seq-last-1))
-		cancel()
+		h, err := t.fill(last, e.Seq)
 		if err != nil || h.Gap {
 			t.ts.logger.Warn("realtime: topic messages lost", "topic", t.name, "after", last, "err", err)
 			out = append(out, outgoing{m: gapEnvelope(t.name, last), gap: true})
@@ -275,6 +273,33 @@ func (t *topic) deliver(out []outgoing, e Entry, last uint64) ([]outgoing, uint6
 	}
 	return append(out, outgoing{m: envelope(t.name, e, true), seq: e.Seq}), e.Seq
 }
+
+// fill fetches from the history what the broker's delivery skipped
+// between last and seq (an outage, an overflow). A broker that fails the
+// request may be reconnecting after the very outage that made it skip:
+// fill asks again, up to fillTries times 100 ms to 800 ms apart, before
+// the skipped entries count as lost. The pump, and so live delivery,
+// waits meanwhile, as it would for the broker anyway.
+func (t *topic) fill(last, seq uint64) (History, error) {
+	for try := 1; ; try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+		h, err := t.ts.b.History(ctx, t.name, last, int(seq-last-1))
+		cancel()
+		if err == nil || try >= fillTries {
+			return h, err
+		}
+		t.mu.Lock()
+		retired := t.retired
+		t.mu.Unlock()
+		if retired {
+			return h, err
+		}
+		time.Sleep(backoff(try - 1))
+	}
+}
+
+// fillTries bounds the history requests of one fill.
+const fillTries = 5
 
 // fanout sends a batch to every ready subscriber, each its part (what it
 // has not seen), connection by connection: a connection's writer then

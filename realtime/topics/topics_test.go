@@ -287,6 +287,44 @@ func TestResumeAheadOfALaggingHistory(t *testing.T) {
 	}
 }
 
+// unready is a broker whose next fails History calls fail, as a broker
+// still reconnecting after an outage does.
+type unready struct {
+	topics.Broker
+	fails atomic.Int32
+}
+
+func (u *unready) History(ctx context.Context, topic string, after uint64, limit int) (topics.History, error) {
+	if u.fails.Add(-1) >= 0 {
+		return topics.History{}, errors.New("broker reconnecting")
+	}
+	return u.Broker.History(ctx, topic, after, limit)
+}
+
+// Entries the broker's delivery skipped are fetched from the history even
+// when the broker fails the first requests: no gap for what is kept.
+func TestSkippedMessagesWhileTheBrokerRecovers(t *testing.T) {
+	b := &unready{Broker: &lossy{Broker: topics.NewMemoryBroker(nil)}}
+	ts := topics.New(b)
+	rt := realtime.NewRoute(roomHandler(ts), inMemory)
+	defer rt.Shutdown(tctx(t))
+	c, _ := realtimetest.DialRoute(rt, nil)
+	c.SendText("t 0")
+	ts.Publish(tctx(t), "t", realtime.Text("1"))
+	if env := envOf(t, c); env.Seq != 1 { // caught up: live from here
+		t.Fatalf("got %+v, want seq 1", env)
+	}
+	b.fails.Store(2)
+	for i := 2; i <= 4; i++ { // the third is dropped, the fourth reveals it
+		ts.Publish(tctx(t), "t", realtime.Text(fmt.Sprint(i)))
+	}
+	for seq := uint64(2); seq <= 4; seq++ {
+		if env := envOf(t, c); env.Gap != nil || env.Seq != seq {
+			t.Fatalf("got %+v, want seq %d", env, seq)
+		}
+	}
+}
+
 // gated is a broker whose Subscribe waits for a gate, then fails while
 // failing is set, and which counts the subscriptions left open.
 type gated struct {
