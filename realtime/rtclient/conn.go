@@ -117,11 +117,12 @@ type Conn struct {
 	gapReason string
 	closing   bool
 	final     *realtime.CloseError
-	// sent is closed when the message sendLoop has on the wire is
-	// answered; nil while none is. Close waits for it, so a message the
-	// server accepted is not reported as ErrClosed, and sendLoop starts
-	// no message once closing is set.
-	sent chan struct{}
+	// sending is set while sendLoop has a message on the wire. Close
+	// waits for its answer (sendLoop closes sentWait, which Close makes
+	// only then), so a message the server accepted is not reported as
+	// ErrClosed; sendLoop starts no message once closing is set.
+	sending  bool
+	sentWait chan struct{}
 }
 
 // Dial connects to the route at rawURL (http or https; ws and wss are
@@ -629,13 +630,15 @@ func (c *Conn) sendLoop() {
 			return
 		}
 		it, t, gen := c.outbox[0], c.cur, c.gen
-		sent := make(chan struct{})
-		c.sent = sent
+		c.sending = true
 		c.mu.Unlock()
 		err := t.send(it)
 		c.mu.Lock()
-		c.sent = nil
-		close(sent)
+		c.sending = false
+		if c.sentWait != nil {
+			close(c.sentWait)
+			c.sentWait = nil
+		}
 		var busy *busyError
 		if errors.As(err, &busy) {
 			c.log.Debug("rtclient: send paused", "after", busy.after)
@@ -803,7 +806,11 @@ func (c *Conn) closeFor(code int, reason string, cause error) error {
 	}
 	c.closing = true
 	c.final = &realtime.CloseError{Code: code, Reason: reason, Err: cause}
-	sent := c.sent
+	var sent chan struct{}
+	if c.sending {
+		c.sentWait = make(chan struct{})
+		sent = c.sentWait
+	}
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(c.ctx, closeTimeout)
 	defer cancel()
