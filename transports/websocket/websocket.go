@@ -163,12 +163,14 @@ type conn struct {
 	// slow peer holds up the others. wmu is held by every writer (Write,
 	// TryWrite, pings, pongs, heartbeats, close frames; Close only when it
 	// is free, see there), so that TryWrite can see that a write is under
-	// way and not wait for it: it then keeps its messages in pending
-	// (guarded by pmu), which the next Write, the core's answer to
-	// TryWrite's false, sends first.
+	// way and not wait for it: it then keeps its messages in pending.
+	// behind is set when TryWrite left pending messages or a tail of bytes
+	// in cork; the next Write, the core's answer to TryWrite's false,
+	// sends them first. The core never overlaps TryWrite and Write (its
+	// writer role orders them), so pending and behind need no lock.
 	wmu     sync.Mutex
-	pmu     sync.Mutex
 	pending []realtime.Message
+	behind  bool
 
 	heard  atomic.Uint64 // pongs and messages received
 	reads  atomic.Uint64 // Read calls entered
@@ -289,18 +291,16 @@ func (c *conn) Write(msgs []realtime.Message) error {
 	if err := c.ws.SetWriteDeadline(deadline); err != nil {
 		return err
 	}
-	if c.cork != nil && c.cork.hasTail() {
-		c.cork.SetWriteDeadline(deadline)
-		if err := c.cork.flushTail(); err != nil {
-			return writeError(err)
+	if c.behind {
+		c.behind = false
+		if c.cork != nil {
+			c.cork.SetWriteDeadline(deadline)
+			if err := c.cork.flushTail(); err != nil {
+				return writeError(err)
+			}
 		}
-	}
-	c.pmu.Lock()
-	kept := c.pending
-	c.pending = nil
-	c.pmu.Unlock()
-	if len(kept) > 0 {
-		msgs = append(kept, msgs...)
+		msgs = append(c.pending, msgs...)
+		c.pending = nil
 	}
 	if len(msgs) > 1 && c.cork != nil {
 		// One write for the whole batch instead of one per frame.
@@ -323,9 +323,8 @@ func (c *conn) Write(msgs []realtime.Message) error {
 // on a socket without raw access, it keeps them all for the next Write.
 func (c *conn) TryWrite(msgs []realtime.Message) (bool, error) {
 	if c.cork == nil || !c.wmu.TryLock() {
-		c.pmu.Lock()
 		c.pending = append(c.pending, msgs...)
-		c.pmu.Unlock()
+		c.behind = true
 		return false, nil
 	}
 	defer c.wmu.Unlock()
@@ -341,6 +340,7 @@ func (c *conn) TryWrite(msgs []realtime.Message) (bool, error) {
 	if err != nil {
 		return false, writeError(err)
 	}
+	c.behind = !done
 	return done, nil
 }
 
