@@ -67,24 +67,26 @@ func (w *tryWire) Write(msgs []Message) error {
 	return w.chanWire.Write(append(kept, msgs...))
 }
 
-// idle waits until no callback runs on c.
-func idle(t *testing.T, c *Conn) {
+// startTry serves h over a new tryWire whose out holds n messages, and
+// returns once Open has run and no callback runs.
+func startTry(t *testing.T, h *testHandler, o Options, n int) (*Conn, *tryWire) {
 	t.Helper()
+	w := newTryWire(n)
+	c := startConnAs(t, h, o, w, w.chanWire)
+	within(t, h.started, "open")
 	waitFor(t, "no callback running", func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return !c.in.busy
 	})
+	return c, w
 }
 
 // A Send outside callbacks, with nobody writing, is written on the
 // sender's goroutine before Send returns: no writer goroutine, no Write.
 func TestSendWritesInline(t *testing.T) {
 	h := newTestHandler()
-	w := newTryWire(16)
-	c := startConnAs(t, h, Options{}, w, w.chanWire)
-	within(t, h.started, "open")
-	idle(t, c)
+	c, w := startTry(t, h, Options{}, 16)
 	for i := range 10 {
 		if err := c.SendText(fmt.Sprint(i)); err != nil {
 			t.Fatal(err)
@@ -108,10 +110,7 @@ func TestSendWritesInline(t *testing.T) {
 // follow in order.
 func TestTryWriteKeepsTheRest(t *testing.T) {
 	h := newTestHandler()
-	w := newTryWire(1024)
-	c := startConnAs(t, h, Options{}, w, w.chanWire)
-	within(t, h.started, "open")
-	idle(t, c)
+	c, w := startTry(t, h, Options{}, 1024)
 	w.hold.Store(true)
 	if err := c.SendText("a"); err != nil {
 		t.Fatal(err)
@@ -133,15 +132,12 @@ func TestTryWriteKeepsTheRest(t *testing.T) {
 // written together when it returns.
 func TestNoTryDuringCallback(t *testing.T) {
 	h := newTestHandler()
-	w := newTryWire(16)
 	h.message = func(c *Conn, m Message) error {
 		c.SendText("1")
 		c.SendText("2")
 		return nil
 	}
-	c := startConnAs(t, h, Options{}, w, w.chanWire)
-	within(t, h.started, "open")
-	idle(t, c)
+	_, w := startTry(t, h, Options{}, 16)
 	send(t, w.chanWire, "go")
 	for _, want := range []string{"1", "2"} {
 		if got := within(t, w.out, "reply").Text(); got != want {
@@ -159,10 +155,7 @@ func TestNoTryDuringCallback(t *testing.T) {
 func TestConcurrentTries(t *testing.T) {
 	const senders, each = 8, 200
 	h := newTestHandler()
-	w := newTryWire(4) // small: TryWrite often keeps the rest
-	c := startConnAs(t, h, Options{SendQueue: senders * each}, w, w.chanWire)
-	within(t, h.started, "open")
-	idle(t, c)
+	c, w := startTry(t, h, Options{SendQueue: senders * each}, 4) // small: TryWrite often keeps the rest
 	var wg sync.WaitGroup
 	for g := range senders {
 		wg.Go(func() {
