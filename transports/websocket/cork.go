@@ -189,6 +189,7 @@ type corkingWriter struct {
 	slack time.Duration // corkConn.slack
 	conn  *corkConn
 	br    *bufio.Reader
+	idle  *idleReader
 }
 
 func (w *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -199,7 +200,7 @@ func (w *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.conn = &corkConn{Conn: conn, slack: w.slack}
 	// gorilla adopts the returned reader as the connection's read
 	// buffer (its ReadBufferSize is 0): make it ours, see idle.go.
-	w.br = newReader(w.conn, brw.Reader)
+	w.br, w.idle = newReader(conn, brw.Reader)
 	return w.conn, bufio.NewReadWriter(w.br, brw.Writer), nil
 }
 

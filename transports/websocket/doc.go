@@ -6,8 +6,10 @@
 //		websocket.New(websocket.Options{Compression: true}),
 //	}}
 //
-// An idle connection costs one goroutine, gorilla's 1 KiB read buffer and
-// a timer for pings; write buffers come from a shared pool. The core reads
+// An idle connection costs one small goroutine and a timer for pings:
+// read and write buffers come from pools shared by every connection and
+// are held only while there are bytes to read or write (see idle.go; over
+// TLS a connection keeps a 512-byte read buffer). The core reads
 // the connection itself (see wire.Reader): a quick callback runs on the
 // reading goroutine, which then writes what it queued; while a slow one
 // runs, reading goes on on another goroutine, so pongs and close frames

@@ -3,6 +3,7 @@ package websocket
 import (
 	"bufio"
 	"net"
+	"sync"
 )
 
 // An idle connection costs what its reading goroutine holds while it
@@ -13,29 +14,61 @@ import (
 // own (which gorilla adopts as the connection's read buffer, as it does
 // net/http's), knows when that buffer is empty, and then waits for the
 // socket to be readable before it lets gorilla parse a frame.
+//
+// On a plain socket the wait holds no buffer either: the reader's buffer
+// goes back to a pool shared by every connection whenever it is empty, and
+// a pooled one is filled by the first read after the socket turns readable
+// (idleReader, raw_unix.go). So an idle connection keeps no read buffer,
+// and a busy one reads a whole frame of up to readBufferSize bytes with
+// one system call. Over TLS, where the socket is not ours to read, the
+// connection keeps a small buffer of its own (smallReadBuffer).
 
-// readBufferSize is the read buffer of a connection. Frame headers and
-// small messages are read through it; a payload at least as large as it
-// is read straight into the message (bufio reads past an empty buffer),
-// so a small buffer costs no system calls on large messages.
-const readBufferSize = 512
+// readBufferSize is the size of the pooled read buffers. Frame headers and
+// messages up to about this size are read through it with one system
+// call; a larger payload is read straight into the message (bufio reads
+// past an empty buffer).
+const readBufferSize = 4 << 10
 
-// newReader returns the read buffer for a hijacked connection: its own,
-// unless net/http had already buffered bytes the client sent right after
-// its handshake (then those must be read first, from net/http's buffer).
-func newReader(c net.Conn, hijacked *bufio.Reader) *bufio.Reader {
+// smallReadBuffer is the read buffer a connection keeps when it cannot
+// give it back while idle: small, since it is held for the connection's
+// life.
+const smallReadBuffer = 512
+
+// readers holds the read buffers of connections that are not idle, as the
+// bufio.Readers that carry them; see idleReader.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+
+// newReader returns the read buffer for a hijacked connection and, on a
+// plain socket, the idleReader that lends it its buffer. If net/http had
+// already buffered bytes the client sent right after its handshake, that
+// is net/http's reader (gorilla refuses such a connection).
+func newReader(c net.Conn, hijacked *bufio.Reader) (*bufio.Reader, *idleReader) {
 	if hijacked != nil && hijacked.Buffered() > 0 {
-		return hijacked
+		return hijacked, nil
 	}
-	return bufio.NewReaderSize(c, readBufferSize)
+	ir := newIdleReader(c)
+	if ir == nil {
+		return bufio.NewReaderSize(c, smallReadBuffer), nil
+	}
+	// gorilla keeps this pointer for the connection's life; the buffer in
+	// it comes and goes (lend).
+	br := new(bufio.Reader)
+	ir.lend(br, false)
+	return br, ir
 }
 
 // waitReadable blocks until the read buffer has bytes (or the socket
 // failed, which the next read reports) by filling it from this shallow
 // frame: the read it makes is the one gorilla would make, so it costs no
-// system call more.
+// system call more. On a plain socket the empty buffer goes back to the
+// pool first.
 func (c *conn) waitReadable() {
-	if c.br != nil && c.br.Buffered() == 0 {
-		c.br.Peek(1)
+	if c.br == nil || c.br.Buffered() > 0 {
+		return
 	}
+	if c.idle != nil {
+		c.idle.wait(c.br)
+		return
+	}
+	c.br.Peek(1)
 }

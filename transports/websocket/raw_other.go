@@ -2,7 +2,10 @@
 
 package websocket
 
-import "net"
+import (
+	"bufio"
+	"net"
+)
 
 // rawWriter is not available here: tryUncork leaves every write to the
 // writer goroutine.
@@ -11,3 +14,11 @@ type rawWriter struct{}
 func newRawWriter(net.Conn) *rawWriter { return nil }
 
 func (*rawWriter) writeNow([]byte) (int, error) { return 0, nil }
+
+// idleReader is not available here: a connection keeps its read buffer.
+type idleReader struct{}
+
+func newIdleReader(net.Conn) *idleReader { return nil }
+
+func (*idleReader) wait(*bufio.Reader)       {}
+func (*idleReader) lend(*bufio.Reader, bool) {}

@@ -3,7 +3,9 @@
 package websocket
 
 import (
+	"bufio"
 	"errors"
+	"io"
 	"net"
 	"syscall"
 )
@@ -56,4 +58,123 @@ func (w *rawWriter) writeNow(p []byte) (int, error) {
 		werr = nil
 	}
 	return n, werr
+}
+
+// idleReader lends a connection's read buffer (the bufio.Reader gorilla
+// reads frames from) a pooled buffer while the socket has bytes, and
+// takes it back when they are read, so that an idle connection holds
+// none. It waits for the socket with the runtime's poller (RawConn.Read)
+// and makes, inside that wait, the first read into a pooled buffer: the
+// same system calls as a blocking read, a buffer held only once there is
+// something to read.
+//
+// Only the connection's reading goroutine uses it (Read, one at a time).
+type idleReader struct {
+	rc   syscall.RawConn
+	conn net.Conn // blocking reads, once the buffer is lent
+	fill func(fd uintptr) bool
+
+	// filling is the pooled reader fill reads into; lent is the pooled
+	// reader whose buffer the connection's reader uses now. Each is nil
+	// when there is none.
+	filling, lent *bufio.Reader
+
+	fd      int  // the socket, during fill
+	polling bool // Read makes one non-blocking read of fd, for fill
+}
+
+// errAgain is what Read returns for a socket with nothing to read while
+// polling: fill then gives the buffer back and waits.
+var errAgain = errors.New("websocket: nothing to read yet")
+
+// newIdleReader returns an idleReader for c, or nil when c is not a
+// socket (a TLS connection, say).
+func newIdleReader(c net.Conn) *idleReader {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	r := &idleReader{rc: rc, conn: c}
+	r.fill = r.fillFD
+	return r
+}
+
+// Read is what the pooled readers read from: one non-blocking read of
+// the socket inside fill, the connection's blocking read otherwise.
+func (r *idleReader) Read(p []byte) (int, error) {
+	if !r.polling {
+		return r.conn.Read(p)
+	}
+	for {
+		n, err := syscall.Read(r.fd, p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return 0, errAgain
+		case err != nil:
+			return 0, err
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+// fillFD runs inside RawConn.Read: it reads what the socket has into a
+// pooled reader, or gives the buffer back and asks to wait when there is
+// nothing yet. An error or the end of the stream ends the wait too: the
+// reads after it, blocking ones, report it again.
+func (r *idleReader) fillFD(fd uintptr) bool {
+	if r.filling == nil {
+		r.filling = readers.Get().(*bufio.Reader)
+		r.filling.Reset(r)
+	}
+	r.fd, r.polling = int(fd), true
+	_, err := r.filling.Peek(1)
+	r.polling = false
+	if err == errAgain {
+		r.filling.Reset(nil) // keep no connection alive from the pool
+		readers.Put(r.filling)
+		r.filling = nil
+		return false
+	}
+	return true
+}
+
+// wait gives br's empty buffer back, waits for the socket to be readable
+// and lends br a pooled buffer holding what it read.
+func (r *idleReader) wait(br *bufio.Reader) {
+	r.unlend(br)
+	r.rc.Read(r.fill) // an error (the socket closed) is the next read's
+	r.lend(br, true)
+}
+
+// lend makes br read through the pooled reader fill filled, or through a
+// fresh pooled one.
+func (r *idleReader) lend(br *bufio.Reader, filled bool) {
+	p := r.filling
+	r.filling = nil
+	if p == nil || !filled {
+		if p == nil {
+			p = readers.Get().(*bufio.Reader)
+		}
+		p.Reset(r)
+	}
+	*br = *p // br now reads p's buffer, from where p stands
+	r.lent = p
+}
+
+// unlend takes back the buffer br has from the pool; br must be empty.
+func (r *idleReader) unlend(br *bufio.Reader) {
+	*br = bufio.Reader{}
+	if r.lent != nil {
+		r.lent.Reset(nil)
+		readers.Put(r.lent)
+		r.lent = nil
+	}
 }

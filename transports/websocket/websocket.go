@@ -116,7 +116,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		link.Abort() // the upgrader has answered the request
 		return
 	}
-	c := &conn{ws: ws, opts: s.opts, cork: cw.conn, br: cw.br}
+	c := &conn{ws: ws, opts: s.opts, cork: cw.conn, br: cw.br, idle: cw.idle}
 	ws.SetPingHandler(c.pong)
 	ws.SetCloseHandler(c.closeReply)
 	ws.SetReadLimit(wireLimit(s.opts.ReadLimit, s.upgrader.EnableCompression))
@@ -158,6 +158,7 @@ type conn struct {
 	opts *realtime.Options
 	cork *corkConn     // the socket under ws, to write a batch at once
 	br   *bufio.Reader // ws's read buffer (see idle.go)
+	idle *idleReader   // lends br its buffer; nil when br keeps its own
 
 	// Writes: gorilla writes one frame at a time, and one that waits for a
 	// slow peer holds up the others. wmu is held by every writer (Write,
