@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -109,6 +110,9 @@ func serve(name, workload string, size int, stdin io.Reader, stdout io.Writer) e
 	if !ok {
 		return fmt.Errorf("unknown server %q", name)
 	}
+	if os.Getenv("PEERS_HEAPPROFILE") != "" {
+		runtime.MemProfileRate = 1 // every allocation, for exact bytes per connection
+	}
 	s, err := p.start(workload)
 	if err != nil {
 		return err
@@ -161,6 +165,7 @@ func serve(name, workload string, size int, stdin io.Reader, stdout io.Writer) e
 		case cmd == "measure":
 			prof.stop()
 			stats(true)
+			heapProfile(name, workload)
 		case cmd == "publish" && s.publish != nil && n > 0:
 			// The client sees the deliveries; the parent waits on it, not
 			// on this answer, and may ask for stats meanwhile.
@@ -252,6 +257,25 @@ func (p *profile) start(server, workload string) {
 		return
 	}
 	p.f = f
+}
+
+// heapProfile writes the server's heap profile, after the idle
+// workload's measure, to $PEERS_HEAPPROFILE.SERVER.WORKLOAD.PID when that
+// variable is set: what a server keeps per connection, for example
+//
+//	PEERS_HEAPPROFILE=/tmp/heap go run . -servers rtkit -workloads idle
+//	go tool pprof -sample_index inuse_space -top /tmp/heap.rtkit.idle.*
+func heapProfile(server, workload string) {
+	base := os.Getenv("PEERS_HEAPPROFILE")
+	if base == "" {
+		return
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%s.%s.%d", base, server, workload, os.Getpid()))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	pprof.Lookup("heap").WriteTo(f, 0)
 }
 
 func (p *profile) stop() {
