@@ -58,7 +58,6 @@ type inbox struct {
 	readerInline bool
 	room         chan struct{} // closed when jobs shrink or the connection closes
 	idle         chan struct{} // closed when the role is released
-	slowTimer    *time.Timer   // touched only by the role's goroutine
 }
 
 // fitsLocked reports whether one more message of n bytes fits beside
@@ -329,11 +328,7 @@ func (c *Conn) run(j job) {
 	c.mu.Lock()
 	c.in.inCallback, c.in.slow = true, false
 	c.mu.Unlock()
-	if c.in.slowTimer == nil {
-		c.in.slowTimer = time.AfterFunc(slowCallback, c.onSlow)
-	} else {
-		c.in.slowTimer.Reset(slowCallback)
-	}
+	watch := watchSlow(c)
 
 	var err error
 	switch {
@@ -344,7 +339,7 @@ func (c *Conn) run(j job) {
 	default:
 		err = c.protect(func() error { return c.handler().Message(c, j.m) })
 	}
-	c.in.slowTimer.Stop()
+	watch.done()
 	if err != nil {
 		// Still in the callback, so the close is written below, on this
 		// goroutine, like any close the callback asked for.

@@ -476,3 +476,25 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestSlowWatchesAreReused: a callback that ends in time gives its watch
+// back for the next one; a watch whose timer fired is not reused.
+func TestSlowWatchesAreReused(t *testing.T) {
+	c := &Conn{}
+	w := watchSlow(c)
+	if got := w.c.Load(); got != c {
+		t.Fatalf("the watch times %p, want %p", got, c)
+	}
+	w.done()
+	if w.c.Load() != nil {
+		t.Fatal("a watch given back still points at its connection")
+	}
+	// A fired watch: Stop reports false, so done must not pool it.
+	fired := &slowWatch{t: time.NewTimer(0)}
+	fired.c.Store(c)
+	<-fired.t.C
+	fired.done()
+	if fired.c.Load() != c {
+		t.Fatal("a watch that fired was given back to the pool")
+	}
+}
