@@ -114,10 +114,25 @@ func (c *Conn) waitRoomLocked() {
 // readLoop is the reader role of a wire the core reads: it hands each
 // message to the handler until the wire ends, then finishes the
 // connection. It returns early when this goroutine lost the reader role
-// to another one while it ran callbacks.
+// to another one while it ran callbacks, and when the wire parked: the
+// role then stays with the wire until it calls resumeRead.
 func (c *Conn) readLoop() {
+	p, _ := c.reader.(parker)
+	var resume func()
+	if p != nil {
+		resume = c.resumeRead // made once, not per read
+	}
 	for {
-		m, err := c.reader.Read()
+		var m Message
+		var err error
+		if p != nil {
+			var parked bool
+			if m, parked, err = p.ReadOrPark(resume); parked {
+				return
+			}
+		} else {
+			m, err = c.reader.Read()
+		}
 		if err != nil {
 			c.finish(err)
 			return
@@ -127,6 +142,10 @@ func (c *Conn) readLoop() {
 		}
 	}
 }
+
+// resumeRead is the resume of a parked wire: the reader role on a new
+// goroutine.
+func (c *Conn) resumeRead() { go c.readLoop() }
 
 // received hands a message from the reader to the handler: at once on
 // this goroutine when the handler is idle, through the inbox otherwise,

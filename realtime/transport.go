@@ -56,3 +56,9 @@ type reader interface {
 	wireConn
 	Read() (Message, error)
 }
+
+// parker is a reader that can give its goroutine back while the peer is
+// quiet (wire.Parker): readLoop ends, and resume starts it again.
+type parker interface {
+	ReadOrPark(resume func()) (m Message, parked bool, err error)
+}

@@ -188,6 +188,10 @@ func measureConnect(ctx context.Context, cfg *Config, p *pair, name string) (met
 	return metrics{"p50": micros(res.P50), "p99": micros(res.P99), "cpu": micros(st.CPU) / float64(res.Count)}, nil
 }
 
+// idleQuiet is how long the idle connections stay quiet before the
+// server's memory is measured.
+const idleQuiet = 2 * time.Second
+
 func measureIdle(ctx context.Context, cfg *Config, p *pair, name string) (metrics, error) {
 	before, err := p.serverStats(ctx, "measure")
 	if err != nil {
@@ -199,6 +203,10 @@ func measureIdle(ctx context.Context, cfg *Config, p *pair, name string) (metric
 	if err := p.waitConns(ctx, cfg.Idle); err != nil {
 		return nil, err
 	}
+	// Idle connections are quiet for a while: a server may treat one
+	// that has just spoken (its handshake) differently from one that has
+	// not for seconds, as rtkit does (it parks it after a second).
+	time.Sleep(idleQuiet)
 	after, err := p.serverStats(ctx, "measure")
 	if err != nil {
 		return nil, err

@@ -236,7 +236,7 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 	}
 	fmt.Fprintf(w, "## Settings\n\n")
 	fmt.Fprintf(w, "- echo: %d connections, each with one message in flight, %v measured after %v of warm-up;\n", cfg.EchoConns, cfg.EchoDuration, cfg.EchoWarm)
-	fmt.Fprintf(w, "- idle: %d connections from 127.0.0.2, 127.0.0.3, ... (%d each), server RSS after GC and FreeOSMemory, less the RSS before;\n", cfg.Idle, cfg.PerIP)
+	fmt.Fprintf(w, "- idle: %d connections from 127.0.0.2, 127.0.0.3, ... (%d each), quiet for 2s once all are open, then server RSS after GC and FreeOSMemory, less the RSS before;\n", cfg.Idle, cfg.PerIP)
 	fmt.Fprintf(w, "- fan-out: %d subscribers, a burst of %d 64 B messages, then %d published one at a time, each once the previous one reached every subscriber; server CPU from its rusage over each phase;\n", cfg.Fanout, cfg.Burst, cfg.Paced)
 	fmt.Fprintf(w, "- connect: %d connections one after another (after %d untimed), each a new TCP connection, timed from the dial to the first 64 B echo, closed with a close frame; server CPU over all of them;\n", cfg.Connects, max(cfg.Connects/10, 1))
 	fmt.Fprintf(w, "- push: %d messages of 64 B down one stream as fast as it reads them; bytes are what the server wrote at the TCP level.\n\n", cfg.Push)

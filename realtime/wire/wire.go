@@ -113,6 +113,23 @@ type Reader interface {
 	Read() (realtime.Message, error)
 }
 
+// Parker is a Reader that can give back the goroutine that reads it
+// while the peer is quiet, so that an idle connection costs no stack.
+// The core then reads with ReadOrPark instead of Read.
+//
+// ReadOrPark is Read, except that instead of waiting for a message it may
+// arrange for resume to be called once there is something to read (or
+// the connection fails) and return parked true at once, without a
+// message. The core's reading goroutine then ends, and resume starts
+// another that calls ReadOrPark again. resume must be called exactly once
+// per park, never from inside ReadOrPark, and the wire must call it when
+// it closes a parked connection, so that the core reads the end. Only
+// the time until resume counts as inside Read for the keepalive.
+type Parker interface {
+	Reader
+	ReadOrPark(resume func()) (m realtime.Message, parked bool, err error)
+}
+
 // Describer is implemented by transport handlers that tell negotiating
 // clients where they are: the route's answer to a plain GET lists, for
 // each, its kind and the URL Describe returns (relative to r's).

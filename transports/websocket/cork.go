@@ -187,6 +187,7 @@ func (c *corkConn) releaseLocked() {
 type corkingWriter struct {
 	http.ResponseWriter
 	slack time.Duration // corkConn.slack
+	park  *poller       // where the connection parks
 	conn  *corkConn
 	br    *bufio.Reader
 	idle  *idleReader
@@ -200,7 +201,7 @@ func (w *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	w.conn = &corkConn{Conn: conn, slack: w.slack}
 	// gorilla adopts the returned reader as the connection's read
 	// buffer (its ReadBufferSize is 0): make it ours, see idle.go.
-	w.br, w.idle = newReader(conn, brw.Reader)
+	w.br, w.idle = newReader(conn, brw.Reader, w.park)
 	return w.conn, bufio.NewReadWriter(w.br, brw.Writer), nil
 }
 

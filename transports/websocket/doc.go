@@ -6,10 +6,13 @@
 //		websocket.New(websocket.Options{Compression: true}),
 //	}}
 //
-// An idle connection costs one small goroutine and a timer for pings:
-// read and write buffers come from pools shared by every connection and
+// An idle connection costs a timer for pings and, on Linux, no goroutine:
+// one quiet for a second parks (its socket waits in an epoll set of the
+// transport's, itself in the runtime's poller) and the next frame, or the
+// end of the connection, starts a goroutine that reads it (wire.Parker).
+// Read and write buffers come from pools shared by every connection and
 // are held only while there are bytes to read or write (see idle.go; over
-// TLS a connection keeps a 512-byte read buffer). The core reads
+// TLS a connection keeps its goroutine and a 512-byte read buffer). The core reads
 // the connection itself (see wire.Reader): a quick callback runs on the
 // reading goroutine, which then writes what it queued; while a slow one
 // runs, reading goes on on another goroutine, so pongs and close frames

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"sync"
+	"time"
 )
 
 // An idle connection costs what its reading goroutine holds while it
@@ -22,6 +23,10 @@ import (
 // and a busy one reads a whole frame of up to readBufferSize bytes with
 // one system call. Over TLS, where the socket is not ours to read, the
 // connection keeps a small buffer of its own (smallReadBuffer).
+
+// parkAfter is how long a connection waits for its peer with its
+// goroutine before it parks (park_linux.go).
+const parkAfter = time.Second
 
 // readBufferSize is the size of the pooled read buffers. Frame headers and
 // messages up to about this size are read through it with one system
@@ -42,11 +47,11 @@ var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBu
 // plain socket, the idleReader that lends it its buffer. If net/http had
 // already buffered bytes the client sent right after its handshake, that
 // is net/http's reader (gorilla refuses such a connection).
-func newReader(c net.Conn, hijacked *bufio.Reader) (*bufio.Reader, *idleReader) {
+func newReader(c net.Conn, hijacked *bufio.Reader, park *poller) (*bufio.Reader, *idleReader) {
 	if hijacked != nil && hijacked.Buffered() > 0 {
 		return hijacked, nil
 	}
-	ir := newIdleReader(c)
+	ir := newIdleReader(c, park)
 	if ir == nil {
 		return bufio.NewReaderSize(c, smallReadBuffer), nil
 	}
@@ -61,14 +66,15 @@ func newReader(c net.Conn, hijacked *bufio.Reader) (*bufio.Reader, *idleReader) 
 // failed, which the next read reports) by filling it from this shallow
 // frame: the read it makes is the one gorilla would make, so it costs no
 // system call more. On a plain socket the empty buffer goes back to the
-// pool first.
-func (c *conn) waitReadable() {
+// pool first, and with a resume the wait may park instead (reported
+// true; see park_linux.go).
+func (c *conn) waitReadable(resume func()) (parked bool) {
 	if c.br == nil || c.br.Buffered() > 0 {
-		return
+		return false
 	}
 	if c.idle != nil {
-		c.idle.wait(c.br)
-		return
+		return c.idle.wait(c.br, resume)
 	}
 	c.br.Peek(1)
+	return false
 }

@@ -39,7 +39,7 @@ func tcpPair(t *testing.T) (server, client net.Conn) {
 // read raw.
 func idlePair(t *testing.T) (*bufio.Reader, *idleReader, net.Conn, net.Conn) {
 	server, client := tcpPair(t)
-	br, ir := newReader(server, nil)
+	br, ir := newReader(server, nil, nil)
 	if ir == nil {
 		t.Skip("no raw socket reads on this platform")
 	}
@@ -52,7 +52,7 @@ func readFull(ir *idleReader, br *bufio.Reader, n int) ([]byte, error) {
 	out := make([]byte, 0, n)
 	for len(out) < n {
 		if br.Buffered() == 0 {
-			ir.wait(br)
+			ir.wait(br, nil)
 		}
 		p := make([]byte, min(n-len(out), 700))
 		k, err := br.Read(p)
@@ -103,7 +103,7 @@ func TestIdleReaderSeesTheEnd(t *testing.T) {
 	if err != nil || string(got) != "last" {
 		t.Fatalf("got %q, %v", got, err)
 	}
-	ir.wait(br) // returns: the stream ended
+	ir.wait(br, nil) // returns: the stream ended
 	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after the end: %v, want EOF", err)
 	}
@@ -113,7 +113,7 @@ func TestIdleReaderWokenByClose(t *testing.T) {
 	br, ir, server, _ := idlePair(t)
 	done := make(chan error, 1)
 	go func() {
-		ir.wait(br) // blocks: nothing to read, until the socket closes
+		ir.wait(br, nil) // blocks: nothing to read, until the socket closes
 		_, err := br.ReadByte()
 		done <- err
 	}()

@@ -18,7 +18,8 @@ func (*rawWriter) writeNow([]byte) (int, error) { return 0, nil }
 // idleReader is not available here: a connection keeps its read buffer.
 type idleReader struct{}
 
-func newIdleReader(net.Conn) *idleReader { return nil }
+func newIdleReader(net.Conn, *poller) *idleReader { return nil }
 
-func (*idleReader) wait(*bufio.Reader)       {}
-func (*idleReader) lend(*bufio.Reader, bool) {}
+func (*idleReader) wait(*bufio.Reader, func()) bool { return false }
+func (*idleReader) lend(*bufio.Reader, bool)        {}
+func (*idleReader) shutdown()                       {}

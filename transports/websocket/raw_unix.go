@@ -7,7 +7,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"syscall"
+	"time"
 )
 
 // rawWriter writes to a socket without waiting: one write system call on
@@ -68,7 +70,8 @@ func (w *rawWriter) writeNow(p []byte) (int, error) {
 // same system calls as a blocking read, a buffer held only once there is
 // something to read.
 //
-// Only the connection's reading goroutine uses it (Read, one at a time).
+// Only the connection's reading goroutine uses it (Read, one at a time),
+// but for the fields its poller guards.
 type idleReader struct {
 	rc   syscall.RawConn
 	conn net.Conn // blocking reads, once the buffer is lent
@@ -79,8 +82,14 @@ type idleReader struct {
 	// when there is none.
 	filling, lent *bufio.Reader
 
-	fd      int  // the socket, during fill
-	polling bool // Read makes one non-blocking read of fd, for fill
+	park   *poller // where it parks (park_linux.go); nil: it never does
+	resume func()  // while parked; guarded by park.mu
+
+	fd       int32 // the socket, during fill
+	id       int32 // in park's set; guarded by park.mu
+	polling  bool  // Read makes one non-blocking read of fd, for fill
+	deadline bool  // the socket has the read deadline that parks it
+	shut     bool  // never park again; guarded by park.mu
 }
 
 // errAgain is what Read returns for a socket with nothing to read while
@@ -89,7 +98,7 @@ var errAgain = errors.New("websocket: nothing to read yet")
 
 // newIdleReader returns an idleReader for c, or nil when c is not a
 // socket (a TLS connection, say).
-func newIdleReader(c net.Conn) *idleReader {
+func newIdleReader(c net.Conn, park *poller) *idleReader {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return nil
@@ -98,7 +107,7 @@ func newIdleReader(c net.Conn) *idleReader {
 	if err != nil {
 		return nil
 	}
-	r := &idleReader{rc: rc, conn: c}
+	r := &idleReader{rc: rc, conn: c, park: park}
 	r.fill = r.fillFD
 	return r
 }
@@ -107,10 +116,17 @@ func newIdleReader(c net.Conn) *idleReader {
 // the socket inside fill, the connection's blocking read otherwise.
 func (r *idleReader) Read(p []byte) (int, error) {
 	if !r.polling {
-		return r.conn.Read(p)
+		n, err := r.conn.Read(p)
+		if n == 0 && r.deadline && errors.Is(err, os.ErrDeadlineExceeded) {
+			// The parking deadline, in the middle of a frame: the
+			// connection is not idle.
+			r.clearDeadline()
+			n, err = r.conn.Read(p)
+		}
+		return n, err
 	}
 	for {
-		n, err := syscall.Read(r.fd, p)
+		n, err := syscall.Read(int(r.fd), p)
 		switch {
 		case err == syscall.EINTR:
 			continue
@@ -134,7 +150,7 @@ func (r *idleReader) fillFD(fd uintptr) bool {
 		r.filling = readers.Get().(*bufio.Reader)
 		r.filling.Reset(r)
 	}
-	r.fd, r.polling = int(fd), true
+	r.fd, r.polling = int32(fd), true
 	_, err := r.filling.Peek(1)
 	r.polling = false
 	if err == errAgain {
@@ -147,11 +163,38 @@ func (r *idleReader) fillFD(fd uintptr) bool {
 }
 
 // wait gives br's empty buffer back, waits for the socket to be readable
-// and lends br a pooled buffer holding what it read.
-func (r *idleReader) wait(br *bufio.Reader) {
+// and lends br a pooled buffer holding what it read. With a resume, a
+// wait that lasts parkAfter parks instead (park_linux.go): wait then
+// reports true, and resume runs once the socket is readable.
+func (r *idleReader) wait(br *bufio.Reader, resume func()) (parked bool) {
 	r.unlend(br)
-	r.rc.Read(r.fill) // an error (the socket closed) is the next read's
+	if resume != nil && r.park != nil && !r.deadline {
+		r.deadline = r.conn.SetReadDeadline(time.Now().Add(r.park.delay())) == nil
+	}
+	err := r.rc.Read(r.fill) // an error (the socket closed) is the next read's
+	if r.deadline && errors.Is(err, os.ErrDeadlineExceeded) {
+		r.clearDeadline()
+		if r.park.park(r, resume) {
+			return true
+		}
+		r.rc.Read(r.fill)
+	}
 	r.lend(br, true)
+	return false
+}
+
+// clearDeadline takes the parking deadline off the socket.
+func (r *idleReader) clearDeadline() {
+	r.deadline = false
+	r.conn.SetReadDeadline(time.Time{})
+}
+
+// shutdown wakes the connection if it is parked and keeps it from parking
+// again: its socket is about to close.
+func (r *idleReader) shutdown() {
+	if r != nil && r.park != nil {
+		r.park.shut(r)
+	}
 }
 
 // lend makes br read through the pooled reader fill filled, or through a

@@ -38,7 +38,8 @@ const DefaultHandshakeTimeout = 10 * time.Second
 // Transport is the WebSocket transport: list it in
 // realtime.Options.Transports. One value may serve many routes.
 type Transport struct {
-	o Options
+	o    Options
+	park poller // the parked connections of every route it serves (park_linux.go)
 }
 
 // New returns the WebSocket transport with options o.
@@ -62,6 +63,7 @@ func (t *Transport) Bind(rt *realtime.Route) (realtime.TransportHandler, error) 
 	return &server{
 		ep:   ep,
 		opts: o,
+		park: &t.park,
 		upgrader: websocket.Upgrader{
 			HandshakeTimeout:  t.o.HandshakeTimeout,
 			ReadBufferSize:    0, // it adopts the reader Hijack returns (see idle.go)
@@ -89,6 +91,7 @@ type server struct {
 	ep       *wire.Endpoint
 	opts     *realtime.Options
 	upgrader websocket.Upgrader
+	park     *poller // the transport's parked connections
 }
 
 var (
@@ -110,7 +113,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, err)
 		return
 	}
-	cw := &corkingWriter{ResponseWriter: w, slack: s.opts.WriteTimeout / 10}
+	cw := &corkingWriter{ResponseWriter: w, slack: s.opts.WriteTimeout / 10, park: s.park}
 	ws, err := s.upgrader.Upgrade(cw, r, upgradeHeader(w.Header()))
 	if err != nil {
 		link.Abort() // the upgrader has answered the request
@@ -190,13 +193,24 @@ type conn struct {
 var (
 	_ wire.Reader    = (*conn)(nil)
 	_ wire.TryWriter = (*conn)(nil)
+	_ wire.Parker    = (*conn)(nil)
 )
 
 // Read returns the peer's next message.
 func (c *conn) Read() (realtime.Message, error) {
+	m, _, err := c.ReadOrPark(nil)
+	return m, err
+}
+
+// ReadOrPark returns the peer's next message, or parks the connection
+// when the peer has been quiet for parkAfter (see park_linux.go). A
+// parked connection counts as inside Read for the keepalive.
+func (c *conn) ReadOrPark(resume func()) (realtime.Message, bool, error) {
 	c.reads.Add(1)
 	c.inRead.Store(true)
-	c.waitReadable()
+	if c.waitReadable(resume) {
+		return realtime.Message{}, true, nil
+	}
 	mt, data, err := c.readMessage(c.opts.ReadLimit)
 	c.inRead.Store(false)
 	if err != nil {
@@ -205,12 +219,12 @@ func (c *conn) Read() (realtime.Message, error) {
 		timedOut := c.timedOut
 		c.mu.Unlock()
 		if timedOut {
-			return realtime.Message{}, &realtime.CloseError{Code: realtime.CloseAbnormal, Reason: "ping timeout", Err: realtime.ErrPingTimeout}
+			return realtime.Message{}, false, &realtime.CloseError{Code: realtime.CloseAbnormal, Reason: "ping timeout", Err: realtime.ErrPingTimeout}
 		}
-		return realtime.Message{}, readError(err)
+		return realtime.Message{}, false, readError(err)
 	}
 	c.heard.Add(1)
-	return realtime.Message{Type: realtime.MessageType(mt), Data: data}, nil
+	return realtime.Message{Type: realtime.MessageType(mt), Data: data}, false, nil
 }
 
 // readError turns gorilla's read errors into the core's.
@@ -435,8 +449,15 @@ func (c *conn) Close(code int, reason string) error {
 		c.teardownLocked()
 		return err
 	}
-	c.grace = c.opts.Clock.AfterFunc(c.opts.WriteTimeout, func() { c.ws.Close() })
+	c.grace = c.opts.Clock.AfterFunc(c.opts.WriteTimeout, c.closeSocket)
 	return nil
+}
+
+// closeSocket closes the TCP connection, once a parked connection was
+// woken to read the end of it.
+func (c *conn) closeSocket() {
+	c.idle.shutdown()
+	c.ws.Close()
 }
 
 // teardownLocked stops the timers and closes the TCP connection.
@@ -451,7 +472,7 @@ func (c *conn) teardownLocked() {
 	if c.grace != nil {
 		c.grace.Stop()
 	}
-	c.ws.Close()
+	c.closeSocket()
 	c.mu.Unlock()
 	c.pings.Wait()
 	c.mu.Lock()
