@@ -244,12 +244,8 @@ type profile struct{ f *os.File }
 
 func (p *profile) start(server, workload string) {
 	p.stop()
-	base := os.Getenv("PEERS_CPUPROFILE")
-	if base == "" {
-		return
-	}
-	f, err := os.Create(fmt.Sprintf("%s.%s.%s.%d", base, server, workload, os.Getpid()))
-	if err != nil {
+	f := profileFile("PEERS_CPUPROFILE", server, workload)
+	if f == nil {
 		return
 	}
 	if pprof.StartCPUProfile(f) != nil {
@@ -259,6 +255,20 @@ func (p *profile) start(server, workload string) {
 	p.f = f
 }
 
+// profileFile creates $ENV.SERVER.WORKLOAD.PID for a profile, or returns
+// nil when env is not set (or the file cannot be made).
+func profileFile(env, server, workload string) *os.File {
+	base := os.Getenv(env)
+	if base == "" {
+		return nil
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%s.%s.%d", base, server, workload, os.Getpid()))
+	if err != nil {
+		return nil
+	}
+	return f
+}
+
 // heapProfile writes the server's heap profile, after the idle
 // workload's measure, to $PEERS_HEAPPROFILE.SERVER.WORKLOAD.PID when that
 // variable is set: what a server keeps per connection, for example
@@ -266,12 +276,8 @@ func (p *profile) start(server, workload string) {
 //	PEERS_HEAPPROFILE=/tmp/heap go run . -servers rtkit -workloads idle
 //	go tool pprof -sample_index inuse_space -top /tmp/heap.rtkit.idle.*
 func heapProfile(server, workload string) {
-	base := os.Getenv("PEERS_HEAPPROFILE")
-	if base == "" {
-		return
-	}
-	f, err := os.Create(fmt.Sprintf("%s.%s.%s.%d", base, server, workload, os.Getpid()))
-	if err != nil {
+	f := profileFile("PEERS_HEAPPROFILE", server, workload)
+	if f == nil {
 		return
 	}
 	defer f.Close()

@@ -1,7 +1,6 @@
 package websocket
 
 import (
-	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -12,13 +11,15 @@ import (
 )
 
 // parkingRoute serves an echo route whose connections park after 10 ms,
-// and reports each connection's close on closed.
-func parkingRoute(t *testing.T) (tr *Transport, url string, closed chan error) {
+// and reports each connection's close on closed; open, if not nil, is its
+// OnOpen.
+func parkingRoute(t *testing.T, open func(*realtime.Conn) error) (tr *Transport, url string, closed chan error) {
 	t.Helper()
 	tr = New(Options{})
 	tr.park.after = 10 * time.Millisecond
 	closed = make(chan error, 8)
 	rt := realtime.NewRoute(realtime.Funcs{
+		OnOpen:    open,
 		OnMessage: func(c *realtime.Conn, m realtime.Message) error { return c.Send(m) },
 		OnClose:   func(c *realtime.Conn, err error) { closed <- err },
 	}, &realtime.Options{Transports: []realtime.Transport{tr}})
@@ -53,7 +54,7 @@ func echo(t *testing.T, ws *websocket.Conn, msg string) {
 // TestParkedConnectionWakesForMessages: a quiet connection gives its
 // goroutine back, and the next message wakes it, again and again.
 func TestParkedConnectionWakesForMessages(t *testing.T) {
-	tr, url, closed := parkingRoute(t)
+	tr, url, closed := parkingRoute(t, nil)
 	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +74,7 @@ func TestParkedConnectionWakesForMessages(t *testing.T) {
 // TestParkedPeerVanishes: a parked connection whose peer drops its TCP
 // connection ends, and its handler's Close runs.
 func TestParkedPeerVanishes(t *testing.T) {
-	tr, url, closed := parkingRoute(t)
+	tr, url, closed := parkingRoute(t, nil)
 	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -90,17 +91,9 @@ func TestParkedPeerVanishes(t *testing.T) {
 // TestParkedConnectionClosedByServer: closing a parked connection from
 // the server sends the close frame and ends it when the peer answers.
 func TestParkedConnectionClosedByServer(t *testing.T) {
-	tr := New(Options{})
-	tr.park.after = 10 * time.Millisecond
 	conns := make(chan *realtime.Conn, 1)
-	closed := make(chan error, 1)
-	rt := realtime.NewRoute(realtime.Funcs{
-		OnOpen:  func(c *realtime.Conn) error { conns <- c; return nil },
-		OnClose: func(c *realtime.Conn, err error) { closed <- err },
-	}, &realtime.Options{Transports: []realtime.Transport{tr}})
-	srv := httptest.NewServer(rt)
-	defer srv.Close()
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	tr, url, closed := parkingRoute(t, func(c *realtime.Conn) error { conns <- c; return nil })
+	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +115,7 @@ func TestParkedConnectionClosedByServer(t *testing.T) {
 // TestParkingDeadlineInsideAFrame: the deadline that parks a quiet
 // connection never fails one whose frame arrives in pieces.
 func TestParkingDeadlineInsideAFrame(t *testing.T) {
-	tr, url, _ := parkingRoute(t)
+	tr, url, _ := parkingRoute(t, nil)
 	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -150,5 +143,3 @@ func TestParkingDeadlineInsideAFrame(t *testing.T) {
 		t.Fatalf("got %q, %v", p, err)
 	}
 }
-
-var _ net.Conn = (*corkConn)(nil)

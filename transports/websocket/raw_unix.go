@@ -24,15 +24,25 @@ type rawWriter struct {
 	err error
 }
 
-// newRawWriter returns a rawWriter for c, or nil when c is not a socket
-// (a TLS connection, say).
-func newRawWriter(c net.Conn) *rawWriter {
+// rawConn returns c's raw socket, or nil when c is not a socket (a TLS
+// connection, say).
+func rawConn(c net.Conn) syscall.RawConn {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return nil
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// newRawWriter returns a rawWriter for c, or nil when c is not a socket
+// (a TLS connection, say).
+func newRawWriter(c net.Conn) *rawWriter {
+	rc := rawConn(c)
+	if rc == nil {
 		return nil
 	}
 	w := &rawWriter{rc: rc}
@@ -99,12 +109,8 @@ var errAgain = errors.New("websocket: nothing to read yet")
 // newIdleReader returns an idleReader for c, or nil when c is not a
 // socket (a TLS connection, say).
 func newIdleReader(c net.Conn, park *poller) *idleReader {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := rawConn(c)
+	if rc == nil {
 		return nil
 	}
 	r := &idleReader{rc: rc, conn: c, park: park}
