@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -142,4 +143,28 @@ func TestParkingDeadlineInsideAFrame(t *testing.T) {
 	if err != nil || string(p) != "hello" {
 		t.Fatalf("got %q, %v", p, err)
 	}
+}
+
+// TestParkedPeerStopsAnswering: a parked connection whose peer no
+// longer answers pings (a half-open socket) still fails its keepalive.
+func TestParkedPeerStopsAnswering(t *testing.T) {
+	tr := New(Options{})
+	tr.park.after = 10 * time.Millisecond
+	closed := make(chan error, 1)
+	rt := realtime.NewRoute(realtime.Funcs{
+		OnClose: func(c *realtime.Conn, err error) { closed <- err },
+	}, &realtime.Options{Transports: []realtime.Transport{tr}, PingInterval: 100 * time.Millisecond, PongTimeout: 50 * time.Millisecond})
+	srv := httptest.NewServer(rt)
+	defer srv.Close()
+	// The client never reads, so gorilla never answers the pings.
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	waitParked(t, tr, 1)
+	if err := <-closed; !errors.Is(err, realtime.ErrPingTimeout) {
+		t.Fatalf("close: %v, want the ping timeout", err)
+	}
+	waitParked(t, tr, 0)
 }
